@@ -1,0 +1,1 @@
+"""Tessera: a warehouse-native customer data platform on dbt and Dagster."""

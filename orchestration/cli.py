@@ -1,0 +1,167 @@
+"""The ``tessera`` command: run the pipeline without the UI.
+
+    tessera generate --customers N --seed S [--target local|postgres]
+    tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}']
+    tessera demo [--customers N] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from orchestration.dbt_project import DbtRunError, run_dbt
+from orchestration.demo.generator import SOURCE_TABLES, TRUTH_TABLES, generate
+from orchestration.reports import format_staging_summary, staging_summary
+from orchestration.warehouse import TARGETS, Warehouse, WarehouseError, copy_duckdb_to_postgres
+
+DEMO_CUSTOMERS = 20_000
+
+
+def _say(message: str) -> None:
+    print(f"[tessera] {message}", flush=True)
+
+
+class _Steps:
+    """Times each step of a command and prints the table of them at the end."""
+
+    def __init__(self) -> None:
+        self.timings: list[tuple[str, float]] = []
+
+    def run(self, name: str, step: Callable[[], Any]) -> Any:
+        _say(f"{name} ...")
+        started = time.perf_counter()
+        result = step()
+        elapsed = time.perf_counter() - started
+        self.timings.append((name, elapsed))
+        _say(f"{name} done in {elapsed:.1f}s")
+        return result
+
+    def report(self) -> str:
+        lines = [f"{'step':<40}{'seconds':>10}"]
+        lines += [f"{name:<40}{seconds:>10.1f}" for name, seconds in self.timings]
+        lines.append(f"{'total':<40}{sum(s for _, s in self.timings):>10.1f}")
+        return "\n".join(lines)
+
+
+def generate_into(warehouse: Warehouse, customers: int, seed: int) -> dict[str, int]:
+    """Write the demo sources (schema raw) and their ground truth (schema truth) to a warehouse."""
+    if warehouse.duckdb_path is not None:
+        with warehouse.duckdb_connection() as con:
+            data = generate(customers, seed, con=con, progress=_say)
+        return data.row_counts
+    data = generate(customers, seed, progress=_say)
+    with warehouse.postgres_connection() as pg:
+        copy_duckdb_to_postgres(data.con, pg, "raw", list(SOURCE_TABLES), progress=_say)
+        copy_duckdb_to_postgres(data.con, pg, "truth", list(TRUTH_TABLES))
+    return data.row_counts
+
+
+def _parse_vars(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--vars must be a JSON object, e.g. '{{\"key\": 1}}': {exc}") from None
+    if not isinstance(parsed, dict):
+        raise SystemExit(f"--vars must be a JSON object, got {type(parsed).__name__}")
+    return parsed
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    warehouse = Warehouse.from_env(args.target)
+    steps = _Steps()
+    counts = steps.run(
+        f"generate {args.customers:,} customers (seed {args.seed}) into {warehouse.describe()}",
+        lambda: generate_into(warehouse, args.customers, args.seed),
+    )
+    for table, rows in counts.items():
+        _say(f"raw.{table}: {rows:,} rows")
+    print(steps.report())
+
+
+def _build(warehouse: Warehouse, dbt_vars: dict[str, Any], steps: _Steps) -> None:
+    steps.run("dbt seed + build", lambda: run_dbt(["build"], warehouse, dbt_vars))
+    summary = staging_summary(warehouse, dbt_vars.get("tessera_raw_schema", "raw"))
+    print(format_staging_summary(summary))
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    warehouse = Warehouse.from_env(args.target)
+    steps = _Steps()
+    _build(warehouse, _parse_vars(args.vars), steps)
+    print(steps.report())
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    warehouse = Warehouse.from_env(args.target)
+    _say(f"demo on {warehouse.describe()}")
+    steps = _Steps()
+    steps.run(
+        f"generate {args.customers:,} customers",
+        lambda: generate_into(warehouse, args.customers, args.seed),
+    )
+    _build(warehouse, {}, steps)
+    print(steps.report())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tessera", description="Tessera: a warehouse-native customer data platform."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_target(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--target",
+            choices=TARGETS,
+            default=None,
+            help="warehouse to use (default: $TESSERA_TARGET, else local)",
+        )
+
+    gen = commands.add_parser("generate", help="write demo source data to the raw schema")
+    gen.add_argument("--customers", type=_positive_int, required=True)
+    gen.add_argument("--seed", type=int, default=42)
+    add_target(gen)
+    gen.set_defaults(func=_cmd_generate)
+
+    run = commands.add_parser("run", help="build the pipeline (dbt seed, run and test)")
+    run.add_argument("--vars", help="dbt vars as a JSON object")
+    add_target(run)
+    run.set_defaults(func=_cmd_run)
+
+    demo = commands.add_parser("demo", help="generate demo data, then build everything")
+    demo.add_argument("--customers", type=_positive_int, default=DEMO_CUSTOMERS)
+    demo.add_argument("--seed", type=int, default=42)
+    add_target(demo)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (WarehouseError, DbtRunError) as exc:
+        print(f"tessera: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

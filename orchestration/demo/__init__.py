@@ -1,0 +1,1 @@
+"""Demo and test data: a deterministic, adversarial generator of the eight source tables."""

@@ -1,0 +1,213 @@
+"""Where Tessera's warehouse is, read from the environment, and moving data into it.
+
+The dbt profile (profiles.yml.example) reads the same variables, so the Python steps and dbt
+always talk to the same database:
+
+- ``TESSERA_TARGET``: ``local`` (DuckDB, the default) or ``postgres``
+- ``TESSERA_DUCKDB_PATH``: the DuckDB file of target ``local`` (default ``tessera.duckdb``)
+- ``TESSERA_PG_HOST``, ``TESSERA_PG_PORT``, ``TESSERA_PG_USER``, ``TESSERA_PG_PASSWORD``,
+  ``TESSERA_PG_DATABASE``, ``TESSERA_PG_SCHEMA``: the Postgres server of target ``postgres``
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pyarrow.csv as pa_csv
+
+TARGETS = ("local", "postgres")
+
+# DuckDB type names (information_schema) to the Postgres types a copied table gets.
+_POSTGRES_TYPES = {
+    "VARCHAR": "text",
+    "DOUBLE": "double precision",
+    "FLOAT": "real",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "BOOLEAN": "boolean",
+    "TIMESTAMP": "timestamp",
+    "DATE": "date",
+}
+_COPY_BATCH_ROWS = 200_000
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse is misconfigured or unreachable; the message says which setting to fix."""
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+    schema: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PostgresSettings:
+        port = env.get("TESSERA_PG_PORT", "5432")
+        if not port.isdigit():
+            raise WarehouseError(f"TESSERA_PG_PORT must be a port number, got {port!r}")
+        return cls(
+            host=env.get("TESSERA_PG_HOST", "localhost"),
+            port=int(port),
+            user=env.get("TESSERA_PG_USER", "tessera"),
+            password=env.get("TESSERA_PG_PASSWORD", ""),
+            dbname=env.get("TESSERA_PG_DATABASE", "tessera"),
+            schema=env.get("TESSERA_PG_SCHEMA", "public"),
+        )
+
+    def conninfo(self) -> str:
+        return psycopg.conninfo.make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password or None,
+            dbname=self.dbname,
+        )
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """One dbt target: a DuckDB file or a Postgres database."""
+
+    target: str
+    duckdb_path: Path | None = None
+    postgres: PostgresSettings | None = None
+
+    @classmethod
+    def from_env(cls, target: str | None = None, env: Mapping[str, str] | None = None) -> Warehouse:
+        env = os.environ if env is None else env
+        target = target or env.get("TESSERA_TARGET", "local")
+        if target == "local":
+            path = Path(env.get("TESSERA_DUCKDB_PATH", "tessera.duckdb")).resolve()
+            return cls(target=target, duckdb_path=path)
+        if target == "postgres":
+            return cls(target=target, postgres=PostgresSettings.from_env(env))
+        raise WarehouseError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables that make profiles.yml.example point dbt at this warehouse."""
+        if self.duckdb_path is not None:
+            return {"TESSERA_TARGET": "local", "TESSERA_DUCKDB_PATH": str(self.duckdb_path)}
+        pg = self.postgres
+        assert pg is not None
+        return {
+            "TESSERA_TARGET": "postgres",
+            "TESSERA_PG_HOST": pg.host,
+            "TESSERA_PG_PORT": str(pg.port),
+            "TESSERA_PG_USER": pg.user,
+            "TESSERA_PG_PASSWORD": pg.password,
+            "TESSERA_PG_DATABASE": pg.dbname,
+            "TESSERA_PG_SCHEMA": pg.schema,
+        }
+
+    def describe(self) -> str:
+        if self.duckdb_path is not None:
+            return f"DuckDB file {self.duckdb_path}"
+        pg = self.postgres
+        assert pg is not None
+        return f"Postgres {pg.user}@{pg.host}:{pg.port}/{pg.dbname}"
+
+    @contextmanager
+    def duckdb_connection(self):
+        if self.duckdb_path is None:
+            raise WarehouseError(f"target {self.target!r} is not a DuckDB warehouse")
+        self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.duckdb_path))
+        except duckdb.IOException as exc:
+            raise WarehouseError(
+                f"cannot open {self.duckdb_path}: {exc}. DuckDB allows one writing process per "
+                "file; stop the other process (a dbt run, the Dagster UI) and retry."
+            ) from exc
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def postgres_connection(self):
+        if self.postgres is None:
+            raise WarehouseError(f"target {self.target!r} is not a Postgres warehouse")
+        try:
+            con = psycopg.connect(self.postgres.conninfo())
+        except psycopg.OperationalError as exc:
+            raise WarehouseError(
+                f"cannot connect to {self.describe()}: {exc}. Check the TESSERA_PG_* variables."
+            ) from exc
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query, on either adapter."""
+        if self.duckdb_path is not None:
+            with self.duckdb_connection() as con:
+                return con.execute(sql).fetchall()
+        with self.postgres_connection() as con:
+            return con.execute(sql).fetchall()
+
+    def relation_exists(self, schema: str, table: str) -> bool:
+        placeholder = "?" if self.duckdb_path is not None else "%s"
+        sql = (
+            "select count(*) from information_schema.tables "
+            f"where table_schema = {placeholder} and table_name = {placeholder}"
+        )
+        if self.duckdb_path is not None:
+            with self.duckdb_connection() as con:
+                return con.execute(sql, [schema, table]).fetchall()[0][0] > 0
+        with self.postgres_connection() as con:
+            return con.execute(sql, [schema, table]).fetchall()[0][0] > 0
+
+
+def copy_duckdb_to_postgres(
+    source: duckdb.DuckDBPyConnection,
+    pg: psycopg.Connection,
+    schema: str,
+    tables: list[str],
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Replace ``schema.<table>`` in Postgres with DuckDB's, in one transaction per call.
+
+    Rows stream as CSV through COPY in Arrow batches, so memory stays flat however big the table.
+    """
+    with pg.transaction(), pg.cursor() as cur:
+        cur.execute(f'create schema if not exists "{schema}"')
+        for table in tables:
+            columns = source.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, table],
+            ).fetchall()
+            ddl = ", ".join(f'"{name}" {_postgres_type(kind)}' for name, kind in columns)
+            cur.execute(f'drop table if exists "{schema}"."{table}"')
+            cur.execute(f'create table "{schema}"."{table}" ({ddl})')
+            reader = source.execute(f'select * from "{schema}"."{table}"').to_arrow_reader(
+                _COPY_BATCH_ROWS
+            )
+            options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+            with cur.copy(f'copy "{schema}"."{table}" from stdin (format csv)') as copy:
+                for batch in reader:
+                    buffer = io.BytesIO()
+                    pa_csv.write_csv(batch, buffer, write_options=options)
+                    copy.write(buffer.getvalue())
+            if progress:
+                progress(f"copied {schema}.{table} to Postgres")
+
+
+def _postgres_type(duckdb_type: str) -> str:
+    try:
+        return _POSTGRES_TYPES[duckdb_type]
+    except KeyError:
+        raise WarehouseError(f"no Postgres type for DuckDB type {duckdb_type}") from None
