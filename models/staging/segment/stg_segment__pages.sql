@@ -1,0 +1,23 @@
+with
+
+base_pages as (
+    select * from {{ ref('base_segment__pages') }}
+),
+
+final as (
+    select
+        page_view_id,
+        anonymous_id,
+        user_id,
+        url,
+        path,
+        referrer,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        viewed_at
+    from base_pages
+    where rejection_reason is null
+)
+
+select * from final
