@@ -193,7 +193,7 @@ def copy_duckdb_to_postgres(
             ddl = ", ".join(f'"{name}" {_postgres_type(kind)}' for name, kind in columns)
             cur.execute(f'drop table if exists "{schema}"."{table}"')
             cur.execute(f'create table "{schema}"."{table}" ({ddl})')
-            reader = source.execute(f'select * from "{schema}"."{table}"').to_arrow_reader(
+            reader = source.sql(f'select * from "{schema}"."{table}"').to_arrow_reader(
                 _COPY_BATCH_ROWS
             )
             options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
