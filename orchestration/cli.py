@@ -1,8 +1,8 @@
 """The ``tessera`` command: run the pipeline without the UI.
 
-    tessera generate --customers N --seed S [--target local|postgres]
-    tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}']
-    tessera demo [--customers N] [--seed S]
+tessera generate --customers N --seed S [--target local|postgres]
+tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}']
+tessera demo [--customers N] [--seed S]
 """
 
 from __future__ import annotations

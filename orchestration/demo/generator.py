@@ -81,61 +81,117 @@ DUPLICATE_RATE = 0.002
 
 @dataclass(frozen=True)
 class TableSpec:
-    """How one raw table is typed, and which defects the generator may inject into it."""
+    """A raw table's contract columns, and the defects the generator may inject into it."""
 
-    columns: tuple[tuple[str, str], ...]
+    columns: tuple[str, ...]
     defects: tuple[str, ...]
     has_id: bool = True
 
 
-TEXT, DOUBLE, INTEGER, BOOLEAN = "text", "double precision", "integer", "boolean"
-
 SPECS: dict[str, TableSpec] = {
     "identifies": TableSpec(
-        (("id", TEXT), ("anonymous_id", TEXT), ("user_id", TEXT), ("email", TEXT),
-         ("phone", TEXT), ("first_name", TEXT), ("last_name", TEXT), ("timestamp", TEXT)),
+        (
+            "id",
+            "anonymous_id",
+            "user_id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "timestamp",
+        ),
         ("missing_id", "no_identifier", "malformed_email", "unparseable_timestamp"),
-    ),  # fmt: skip
+    ),
     "tracks": TableSpec(
-        (("id", TEXT), ("anonymous_id", TEXT), ("user_id", TEXT), ("event", TEXT),
-         ("properties", TEXT), ("context_device_id", TEXT), ("timestamp", TEXT)),
+        (
+            "id",
+            "anonymous_id",
+            "user_id",
+            "event",
+            "properties",
+            "context_device_id",
+            "timestamp",
+        ),
         ("missing_id", "no_identifier", "missing_event", "unparseable_timestamp"),
-    ),  # fmt: skip
+    ),
     "pages": TableSpec(
-        (("id", TEXT), ("anonymous_id", TEXT), ("user_id", TEXT), ("url", TEXT), ("path", TEXT),
-         ("referrer", TEXT), ("utm_source", TEXT), ("utm_medium", TEXT), ("utm_campaign", TEXT),
-         ("timestamp", TEXT)),
+        (
+            "id",
+            "anonymous_id",
+            "user_id",
+            "url",
+            "path",
+            "referrer",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "timestamp",
+        ),
         ("missing_id", "no_identifier", "unparseable_timestamp"),
-    ),  # fmt: skip
+    ),
     "orders": TableSpec(
-        (("order_id", TEXT), ("customer_ref", TEXT), ("email", TEXT), ("phone", TEXT),
-         ("ordered_at", TEXT), ("total_amount", DOUBLE), ("currency", TEXT), ("status", TEXT),
-         ("channel", TEXT)),
-        ("missing_id", "no_identifier", "malformed_email", "malformed_phone",
-         "unparseable_timestamp", "negative_amount"),
-    ),  # fmt: skip
+        (
+            "order_id",
+            "customer_ref",
+            "email",
+            "phone",
+            "ordered_at",
+            "total_amount",
+            "currency",
+            "status",
+            "channel",
+        ),
+        (
+            "missing_id",
+            "no_identifier",
+            "malformed_email",
+            "malformed_phone",
+            "unparseable_timestamp",
+            "negative_amount",
+        ),
+    ),
     "crm_contacts": TableSpec(
-        (("contact_id", TEXT), ("email", TEXT), ("phone", TEXT), ("first_name", TEXT),
-         ("last_name", TEXT), ("company", TEXT), ("lifecycle_stage", TEXT), ("created_at", TEXT),
-         ("updated_at", TEXT)),
+        (
+            "contact_id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "company",
+            "lifecycle_stage",
+            "created_at",
+            "updated_at",
+        ),
         ("missing_id", "no_identifier", "malformed_email", "unparseable_timestamp"),
-    ),  # fmt: skip
+    ),
     "support_tickets": TableSpec(
-        (("ticket_id", TEXT), ("requester_email", TEXT), ("created_at", TEXT), ("status", TEXT),
-         ("channel", TEXT), ("satisfaction_score", INTEGER)),
+        (
+            "ticket_id",
+            "requester_email",
+            "created_at",
+            "status",
+            "channel",
+            "satisfaction_score",
+        ),
         ("missing_id", "no_identifier", "malformed_email", "unparseable_timestamp"),
-    ),  # fmt: skip
+    ),
     "consents": TableSpec(
-        (("subject_type", TEXT), ("subject_value", TEXT), ("purpose", TEXT), ("granted", BOOLEAN),
-         ("recorded_at", TEXT), ("source", TEXT)),
+        (
+            "subject_type",
+            "subject_value",
+            "purpose",
+            "granted",
+            "recorded_at",
+            "source",
+        ),
         ("no_identifier", "unparseable_timestamp"),
         has_id=False,
-    ),  # fmt: skip
+    ),
     "deletion_requests": TableSpec(
-        (("subject_type", TEXT), ("subject_value", TEXT), ("requested_at", TEXT)),
+        ("subject_type", "subject_value", "requested_at"),
         ("no_identifier", "unparseable_timestamp"),
         has_id=False,
-    ),  # fmt: skip
+    ),
 }
 
 TRUTH_TABLES = ("persons", "identifiers", "defects")
@@ -281,7 +337,9 @@ def _people(b: _Builder, n: int) -> dict[str, np.ndarray]:
         "phone_country": np.where(foreign, "GB", "US"),
         "phone_nsn": np.where(foreign, uk_nsn, us_nsn),
         "has_account": (kind == WEB) & (rng.random(n) < 0.55),
-        "first_seen": END_EPOCH - HISTORY_DAYS * DAY + rng.integers(0, (HISTORY_DAYS - 30) * DAY, n),
+        "first_seen": END_EPOCH
+        - HISTORY_DAYS * DAY
+        + rng.integers(0, (HISTORY_DAYS - 30) * DAY, n),
         "spend": rng.gamma(6.0, 15.0, n),
     }
     b.register("people_skeleton", people)
@@ -454,9 +512,9 @@ def _render_identifies(b: _Builder, devices: dict[str, np.ndarray]) -> None:
     device = np.concatenate([first, again])
     n = len(device)
     later = np.r_[np.zeros(len(first)), rng.random(len(again))]
-    remaining = devices["first_seen"][device] + devices["span"][device] - devices["identify_at"][
-        device
-    ]
+    remaining = (
+        devices["first_seen"][device] + devices["span"][device] - devices["identify_at"][device]
+    )
     sk = {
         "device_id": device,
         "ts": devices["identify_at"][device] + (later * np.maximum(remaining, 0)).astype(np.int64),
@@ -562,9 +620,7 @@ def _render_orders(b: _Builder, people: dict[str, np.ndarray]) -> None:
 def _render_crm_contacts(b: _Builder, people: dict[str, np.ndarray]) -> None:
     rng = b.rng()
     kind = people["kind"]
-    in_crm = (kind == CRM) | (
-        (kind != POS) & people["has_email"] & (rng.random(len(kind)) < 0.25)
-    )
+    in_crm = (kind == CRM) | ((kind != POS) & people["has_email"] & (rng.random(len(kind)) < 0.25))
     person = np.flatnonzero(in_crm)
     n = len(person)
     created = people["first_seen"][person] + rng.integers(0, 30 * DAY, n)
@@ -810,8 +866,3 @@ def generate(
     _truth(b)
     data.seconds = time.perf_counter() - started
     return data
-
-
-def source_columns(table: str) -> list[str]:
-    """Contract columns of a raw table, without the generator's private ``_``-prefixed ones."""
-    return [name for name, _ in SPECS[table].columns]

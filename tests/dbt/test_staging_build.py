@@ -58,7 +58,9 @@ def test_every_injected_defect_is_rejected_with_its_reason(warehouse: Warehouse)
         if rows > 0
     }
     rejected = {
-        (s.table, reason): rows for s in staging_summary(warehouse) for reason, rows in s.rejected.items()
+        (s.table, reason): rows
+        for s in staging_summary(warehouse)
+        for reason, rows in s.rejected.items()
     }
     assert sum(injected.values()) > 100
     assert rejected == injected
@@ -77,7 +79,8 @@ def test_duckdb_and_postgres_stage_identical_rows(
         "from staging.stg_segment__identifies order by identify_id",
         "select order_id, shop_customer_ref, email, phone, cast(total_amount as varchar), "
         "cast(ordered_at as varchar) from staging.stg_shop__orders order by order_id",
-        "select crm_contact_id, email, phone from staging.stg_crm__contacts order by crm_contact_id",
+        "select crm_contact_id, email, phone from staging.stg_crm__contacts "
+        "order by crm_contact_id",
         "select consent_record_id, subject_value, is_granted from staging.stg_privacy__consents "
         "order by consent_record_id",
     ):

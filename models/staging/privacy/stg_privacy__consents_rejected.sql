@@ -12,7 +12,7 @@ final as (
         subject_value_raw as subject_value,
         purpose,
         consent_source,
-        granted_raw as granted,
+        granted_raw,
         recorded_at_raw as recorded_at
     from base_consents
     where rejection_reason is not null

@@ -38,6 +38,7 @@ numbered as (
     select
         *,
         {#- A CRM export can hold a contact twice; its latest version wins. -#}
+        
         row_number() over (
             partition by crm_contact_id order by updated_at_raw desc, created_at_raw desc
         ) as id_occurrence
@@ -67,7 +68,8 @@ validated as (
             when updated_at_raw is not null and updated_at is null then 'unparseable_timestamp'
             when email is not null and not {{ tessera.is_valid_email('email') }}
                 then 'malformed_email'
-            when nullif(trim(phone_raw), '') is not null
+            when
+                nullif(trim(phone_raw), '') is not null
                 and (phone is null or not {{ tessera.is_valid_e164('phone') }})
                 then 'malformed_phone'
             when coalesce(email, phone) is null then 'no_identifier'

@@ -44,9 +44,10 @@ keyed as (
 numbered as (
     select
         *,
-        row_number() over (
-            partition by consent_record_id order by recorded_at_raw, subject_value_raw
-        )
+        row_number()
+            over (
+                partition by consent_record_id order by recorded_at_raw, subject_value_raw
+            )
             as record_occurrence
     from keyed
 ),
@@ -64,7 +65,9 @@ validated as (
         recorded_at_raw,
         recorded_at,
         coalesce(
-            {{ tessera.rejection_for_subject('subject_type', 'subject_value_raw', 'subject_value') }},
+            {{ tessera.rejection_for_subject(
+                'subject_type', 'subject_value_raw', 'subject_value'
+            ) }},
             case
                 when recorded_at_raw is null then 'missing_timestamp'
                 when recorded_at is null then 'unparseable_timestamp'

@@ -37,9 +37,10 @@ keyed as (
 numbered as (
     select
         *,
-        row_number() over (
-            partition by deletion_request_id order by requested_at_raw, subject_value_raw
-        )
+        row_number()
+            over (
+                partition by deletion_request_id order by requested_at_raw, subject_value_raw
+            )
             as request_occurrence
     from keyed
 ),
@@ -53,7 +54,9 @@ validated as (
         requested_at_raw,
         requested_at,
         coalesce(
-            {{ tessera.rejection_for_subject('subject_type', 'subject_value_raw', 'subject_value') }},
+            {{ tessera.rejection_for_subject(
+                'subject_type', 'subject_value_raw', 'subject_value'
+            ) }},
             case
                 when requested_at_raw is null then 'missing_timestamp'
                 when requested_at is null then 'unparseable_timestamp'

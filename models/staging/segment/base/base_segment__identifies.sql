@@ -60,7 +60,8 @@ validated as (
             when identified_at is null then 'unparseable_timestamp'
             when email is not null and not {{ tessera.is_valid_email('email') }}
                 then 'malformed_email'
-            when nullif(trim(phone_raw), '') is not null
+            when
+                nullif(trim(phone_raw), '') is not null
                 and (phone is null or not {{ tessera.is_valid_e164('phone') }})
                 then 'malformed_phone'
             when coalesce(anonymous_id, user_id, email, phone) is null then 'no_identifier'

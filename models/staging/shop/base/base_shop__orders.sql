@@ -63,7 +63,8 @@ validated as (
             when ordered_at is null then 'unparseable_timestamp'
             when email is not null and not {{ tessera.is_valid_email('email') }}
                 then 'malformed_email'
-            when nullif(trim(phone_raw), '') is not null
+            when
+                nullif(trim(phone_raw), '') is not null
                 and (phone is null or not {{ tessera.is_valid_e164('phone') }})
                 then 'malformed_phone'
             when coalesce(shop_customer_ref, email, phone) is null then 'no_identifier'

@@ -1,0 +1,58 @@
+# Tessera's front door. Every target sets up what it needs: a fresh machine needs only Python 3.11
+# and, for `make test`, a Debian-like system where Postgres can be installed with apt-get.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+LINT_ENV := TESSERA_DUCKDB_PATH=.tessera/lint.duckdb
+
+.PHONY: help install demo test lint format postgres bench clean
+
+help:
+	@echo "make demo    set up, generate demo data and run the pipeline on DuckDB"
+	@echo "make test    set up and run sqlfluff, ruff and the whole test suite (Postgres included)"
+	@echo "make bench   run the benchmarks in bench/ (each prints JSON)"
+	@echo "make format  apply ruff format and sqlfluff fix"
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+demo: install
+	$(BIN)/tessera demo
+
+# The test suite starts its own Postgres servers from the machine's binaries; install them if
+# this machine has none.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1; \
+	then echo "Postgres server binaries found"; \
+	else echo "installing Debian's postgresql package"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; fi
+
+.tessera/profiles.yml: profiles.yml.example
+	@mkdir -p .tessera && cp profiles.yml.example $@
+
+lint: install .tessera/profiles.yml
+	$(LINT_ENV) $(BIN)/sqlfluff lint models macros data-tests
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: install .tessera/profiles.yml
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(LINT_ENV) $(BIN)/sqlfluff fix models macros data-tests
+
+test: install postgres lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/generate.py
+
+clean:
+	rm -rf target logs .tessera tessera.duckdb tessera.duckdb.wal output

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from orchestration.cli import main
+from orchestration.warehouse import Warehouse, WarehouseError
+
+
+def test_local_target_resolves_the_duckdb_path_from_the_environment(tmp_path) -> None:
+    warehouse = Warehouse.from_env(env={"TESSERA_DUCKDB_PATH": str(tmp_path / "w.duckdb")})
+    assert warehouse.target == "local"
+    assert warehouse.duckdb_path == tmp_path / "w.duckdb"
+    assert warehouse.dbt_env()["TESSERA_DUCKDB_PATH"] == str(tmp_path / "w.duckdb")
+
+
+def test_postgres_target_reads_every_tessera_pg_variable() -> None:
+    env = {
+        "TESSERA_TARGET": "postgres",
+        "TESSERA_PG_HOST": "db.internal",
+        "TESSERA_PG_PORT": "6543",
+        "TESSERA_PG_USER": "analytics",
+        "TESSERA_PG_PASSWORD": "s3cret",
+        "TESSERA_PG_DATABASE": "warehouse",
+        "TESSERA_PG_SCHEMA": "tessera",
+    }
+    warehouse = Warehouse.from_env(env=env)
+    assert warehouse.postgres is not None
+    assert (warehouse.postgres.host, warehouse.postgres.port) == ("db.internal", 6543)
+    assert warehouse.dbt_env() == env
+    assert "s3cret" not in warehouse.describe()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TESSERA_TARGET": "snowflake"}, "unknown target 'snowflake'"),
+        ({"TESSERA_TARGET": "postgres", "TESSERA_PG_PORT": "five"}, "TESSERA_PG_PORT"),
+    ],
+)
+def test_bad_settings_fail_with_the_setting_named(env, message) -> None:
+    with pytest.raises(WarehouseError, match=message):
+        Warehouse.from_env(env=env)
+
+
+def test_unreachable_postgres_is_reported_without_a_traceback(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("TESSERA_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("TESSERA_PG_PORT", "1")
+    assert main(["generate", "--customers", "10", "--target", "postgres"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot connect to Postgres tessera@127.0.0.1:1/tessera" in err
+    assert "TESSERA_PG_*" in err
+
+
+@pytest.mark.parametrize("customers", ["0", "-5", "many"])
+def test_generate_rejects_a_customer_count_that_is_not_positive(customers, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "--customers", customers])
+    assert exit_info.value.code == 2
+    assert "--customers" in capsys.readouterr().err
