@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,21 @@ from orchestration.warehouse import Warehouse
 
 class DbtRunError(RuntimeError):
     """A dbt command failed; dbt's own log above says which node and why."""
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set variables for the profile to read during one dbt call, then restore the old ones."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 def project_dir() -> Path:
@@ -48,7 +64,6 @@ def run_dbt(
     from dbt.cli.main import dbtRunner
 
     project = project_dir()
-    os.environ.update(warehouse.dbt_env())
     cli_args = [
         *args,
         "--project-dir",
@@ -62,7 +77,8 @@ def run_dbt(
         cli_args += ["--vars", json.dumps(dict(dbt_vars))]
     if quiet:
         cli_args = ["--quiet", *cli_args]
-    result = dbtRunner().invoke(cli_args)
+    with _environment(warehouse.dbt_env()):
+        result = dbtRunner().invoke(cli_args)
     if not result.success:
         raise DbtRunError(f"dbt {' '.join(args)} failed on {warehouse.describe()}") from (
             result.exception

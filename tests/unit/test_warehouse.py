@@ -43,6 +43,8 @@ def test_bad_settings_fail_with_the_setting_named(env, message) -> None:
 
 
 def test_unreachable_postgres_is_reported_without_a_traceback(monkeypatch, capsys) -> None:
+    for name in ("TESSERA_PG_USER", "TESSERA_PG_DATABASE", "TESSERA_PG_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TESSERA_PG_HOST", "127.0.0.1")
     monkeypatch.setenv("TESSERA_PG_PORT", "1")
     assert main(["generate", "--customers", "10", "--target", "postgres"]) == 1
