@@ -270,9 +270,13 @@ def _phone_sql(country: str, nsn: str, variant: str) -> str:
 class _Builder:
     """Draws one table's skeleton (numeric columns) and registers it with the DuckDB session."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, seed: int) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, seed: int, defect_rate: float, junk: bool
+    ) -> None:
         self.con = con
         self.seeds = np.random.SeedSequence(seed)
+        self.defect_rate = defect_rate
+        self.junk_share = 1.0 if junk else 0.0
         self.defect_counts: list[tuple[str, str, int]] = []
 
     def rng(self) -> np.random.Generator:
@@ -293,7 +297,7 @@ class _Builder:
         """
         spec = SPECS[table]
         n = len(next(iter(columns.values())))
-        broken = rng.random(n) < DEFECT_RATE
+        broken = rng.random(n) < self.defect_rate
         defect = np.zeros(n, dtype=np.int8)
         defect[broken] = rng.integers(1, len(spec.defects) + 1, int(broken.sum()))
         columns["defect"] = defect
@@ -303,7 +307,8 @@ class _Builder:
             self.defect_counts.append((table, reason, int((defect == k).sum())))
         if spec.has_id:
             intact = np.flatnonzero(defect == 0)
-            dup = np.sort(rng.choice(intact, int(len(intact) * DUPLICATE_RATE), replace=False))
+            share = DUPLICATE_RATE if self.defect_rate > 0 else 0.0
+            dup = np.sort(rng.choice(intact, int(len(intact) * share), replace=False))
             columns = {k: np.concatenate([v, v[dup]]) for k, v in columns.items()}
             self.defect_counts.append((table, "duplicate_id", len(dup)))
         return columns
@@ -371,7 +376,10 @@ def _people(b: _Builder, n: int) -> dict[str, np.ndarray]:
 def _devices(b: _Builder, people: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     rng = b.rng()
     web = np.flatnonzero(people["kind"] == WEB)
-    per_person = 1 + np.minimum(rng.poisson(0.6, len(web)), 3)
+    # Only people who log in can be followed across devices; the others browse on one.
+    per_person = np.where(
+        people["has_account"][web], 1 + np.minimum(rng.poisson(0.6, len(web)), 3), 1
+    )
     person = np.repeat(web, per_person)
     m = len(person)
     first_of_person = np.r_[True, person[1:] != person[:-1]]
@@ -381,11 +389,10 @@ def _devices(b: _Builder, people: dict[str, np.ndarray]) -> dict[str, np.ndarray
     first_seen = np.minimum(first_seen, END_EPOCH - DAY)
     span = np.minimum(rng.exponential(90 * DAY, m).astype(np.int64) + DAY, END_EPOCH - first_seen)
     has_account = people["has_account"][person]
-    logs_in = has_account & (rng.random(m) < np.where(first_of_person, 0.9, 0.7))
-    # People with an email but no account identify once through a newsletter form.
-    newsletter = (
-        first_of_person & ~has_account & people["has_email"][person] & (rng.random(m) < 0.6)
-    )
+    # Account holders browse anonymously on each device until they log in there; people with an
+    # email but no account identify once, through a newsletter form.
+    logs_in = has_account
+    newsletter = first_of_person & ~has_account & people["has_email"][person]
     identify_at = first_seen + (rng.random(m) * span * 0.5).astype(np.int64)
     devices = {
         "device_id": np.arange(m, dtype=np.int64),
@@ -397,6 +404,7 @@ def _devices(b: _Builder, people: dict[str, np.ndarray]) -> dict[str, np.ndarray
         "newsletter": newsletter,
         "identify_at": np.where(logs_in | newsletter, identify_at, np.iinfo(np.int64).max),
         "activity": rng.lognormal(0.0, 0.6, m),
+        "junk_anonymous_id": rng.random(m) < 0.001 * b.junk_share,
     }
     b.register("devices_skeleton", devices)
     b.con.execute(f"""
@@ -408,7 +416,7 @@ def _devices(b: _Builder, people: dict[str, np.ndarray]) -> dict[str, np.ndarray
             logs_in,
             identify_at,
             -- Segment-style anonymous ids look like UUIDs; derive them so they are stable per seed.
-            case when device_id % 997 = 13 then '{JUNK_ANONYMOUS_ID}'
+            case when junk_anonymous_id then '{JUNK_ANONYMOUS_ID}'
                 else regexp_replace(md5('anon-' || device_id::varchar),
                     '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')
             end as anonymous_id,
@@ -519,7 +527,7 @@ def _render_identifies(b: _Builder, devices: dict[str, np.ndarray]) -> None:
         "device_id": device,
         "ts": devices["identify_at"][device] + (later * np.maximum(remaining, 0)).astype(np.int64),
         "with_phone": rng.random(n) < 0.5,
-        "junk_email": rng.random(n) < 0.004,
+        "junk_email": rng.random(n) < 0.004 * b.junk_share,
         "tz_offset": rng.random(n) < 0.05,
     }
     b.register("identifies_skeleton", b.with_defects("identifies", sk, rng))
@@ -572,7 +580,7 @@ def _render_orders(b: _Builder, people: dict[str, np.ndarray]) -> None:
         "amount": np.round(rng.gamma(4.0, people["spend"][person] / 4.0), 2),
         "guest": rng.random(n) < 0.3,
         "with_phone": rng.random(n) < 0.4,
-        "junk": rng.random(n) < 0.004,
+        "junk": rng.random(n) < 0.004 * b.junk_share,
         "status_idx": rng.choice(3, n, p=(0.9, 0.05, 0.05)),
         "currency_idx": rng.choice(3, n, p=(0.95, 0.03, 0.02)),
         "app": rng.random(n) < 0.3,
@@ -631,7 +639,7 @@ def _render_crm_contacts(b: _Builder, people: dict[str, np.ndarray]) -> None:
         "updated": created + (rng.random(n) * (END_EPOCH - created)).astype(np.int64),
         "stage_idx": rng.integers(0, len(LIFECYCLE_STAGES), n),
         # A shared company inbox typed as the contact email by many different people.
-        "shared_inbox": rng.random(n) < min(0.01, 40 / max(n, 1)),
+        "shared_inbox": rng.random(n) < min(0.01, 40 / max(n, 1)) * b.junk_share,
         "tz_offset": rng.random(n) < 0.05,
     }
     b.register("crm_skeleton", b.with_defects("crm_contacts", sk, rng))
@@ -829,11 +837,16 @@ def generate(
     seed: int = 42,
     con: duckdb.DuckDBPyConnection | None = None,
     progress: Callable[[str], None] | None = None,
+    defect_rate: float = DEFECT_RATE,
+    junk: bool = True,
 ) -> GeneratedData:
     """Generate ``customers`` people's source data into schemas ``raw`` and ``truth``.
 
     ``con`` is the DuckDB database to write to (a new in-memory one by default); existing tables
-    of the same names are replaced, so generating twice gives the same warehouse.
+    of the same names are replaced, so generating twice gives the same warehouse. Tests of
+    identity resolution turn off the adversarial parts: ``defect_rate=0`` (no broken or duplicate
+    rows) and ``junk=False`` (no identifier shared by different people), leaving data whose true
+    clustering is fully supported by evidence.
     """
     if customers < 1:
         raise ValueError(f"customers must be at least 1, got {customers}")
@@ -841,7 +854,9 @@ def generate(
     con = con or duckdb.connect(":memory:")
     con.execute("set enable_progress_bar = false")
     con.execute("create schema if not exists raw; create schema if not exists truth")
-    b = _Builder(con, seed)
+    if not 0 <= defect_rate < 0.5:
+        raise ValueError(f"defect_rate must be in [0, 0.5), got {defect_rate}")
+    b = _Builder(con, seed, defect_rate, junk)
     say = progress or (lambda _msg: None)
 
     people = _people(b, customers)

@@ -150,3 +150,14 @@ def test_revoked_consents_follow_an_earlier_grant(data) -> None:
 def test_customer_count_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         generate(0)
+
+
+def test_clean_mode_has_no_broken_rows_and_no_shared_identifiers() -> None:
+    clean = generate(2_000, seed=5, defect_rate=0.0, junk=False)
+    (defects,) = clean.con.execute("select sum(rows) from truth.defects").fetchall()[0]
+    assert defects == 0
+    (ambiguous,) = clean.con.execute(
+        "select count(*) from (select identifier_type, identifier_value from truth.identifiers "
+        "group by all having count(distinct person_id) > 1)"
+    ).fetchall()[0]
+    assert ambiguous == 0
