@@ -48,13 +48,18 @@ class _Steps:
         return "\n".join(lines)
 
 
-def generate_into(warehouse: Warehouse, customers: int, seed: int) -> dict[str, int]:
-    """Write the demo sources (schema raw) and their ground truth (schema truth) to a warehouse."""
+def generate_into(
+    warehouse: Warehouse, customers: int, seed: int, **options: Any
+) -> dict[str, int]:
+    """Write the demo sources (schema raw) and their ground truth (schema truth) to a warehouse.
+
+    ``options`` go to the generator (``defect_rate``, ``junk``).
+    """
     if warehouse.duckdb_path is not None:
         with warehouse.duckdb_connection() as con:
-            data = generate(customers, seed, con=con, progress=_say)
+            data = generate(customers, seed, con=con, progress=_say, **options)
         return data.row_counts
-    data = generate(customers, seed, progress=_say)
+    data = generate(customers, seed, progress=_say, **options)
     with warehouse.postgres_connection() as pg:
         copy_duckdb_to_postgres(data.con, pg, "raw", list(SOURCE_TABLES), progress=_say)
         copy_duckdb_to_postgres(data.con, pg, "truth", list(TRUTH_TABLES))

@@ -12,35 +12,9 @@ from orchestration.dbt_project import DbtRunError, run_dbt
 from orchestration.demo.generator import SOURCE_TABLES
 from orchestration.reports import STAGING_MODELS, staging_summary
 from orchestration.warehouse import Warehouse
+from tests.dbt.conftest import SEED
 
 pytestmark = pytest.mark.integration
-
-CUSTOMERS = 1_500
-SEED = 11
-
-
-def _built(warehouse: Warehouse) -> Warehouse:
-    generate_into(warehouse, CUSTOMERS, SEED)
-    # The full build, unit tests included: they run against each adapter's SQL.
-    run_dbt(["build"], warehouse, quiet=True)
-    return warehouse
-
-
-@pytest.fixture(scope="module")
-def duckdb_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
-    path = tmp_path_factory.mktemp("duckdb") / "tessera.duckdb"
-    return _built(Warehouse(target="local", duckdb_path=path))
-
-
-@pytest.fixture(scope="module")
-def postgres_warehouse(postgres_server) -> Warehouse:
-    settings = postgres_server.create_database("staging_build")
-    return _built(Warehouse(target="postgres", postgres=settings))
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request: pytest.FixtureRequest) -> Warehouse:
-    return request.getfixturevalue(f"{request.param}_warehouse")
 
 
 def test_staged_plus_rejected_rows_equal_raw_rows_for_every_source(warehouse: Warehouse) -> None:
