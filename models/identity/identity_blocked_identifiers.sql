@@ -79,10 +79,10 @@ fanout as (
 
 thresholds as (
     {%- for identifier_type, threshold in thresholds.items() %}
-    select
-        '{{ identifier_type }}' as linked_type,
-        {{ threshold }} as max_linked
-    {% if not loop.last %}union all{% endif %}
+        select
+            '{{ identifier_type }}' as linked_type,
+            {{ threshold }} as max_linked
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 

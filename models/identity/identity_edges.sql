@@ -8,7 +8,7 @@ pairs as (
         ref(source.model), source.source_table, source.row_id, source.observed_at,
         source.identifiers
     ) }}
-    {% if not loop.last %}union all{% endif %}
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 
@@ -16,14 +16,17 @@ numbered as (
     select
         *,
         row_number() over (
-            partition by identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
+            partition by
+                identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
             order by observed_at, source_table, source_row_id
         ) as evidence_rank,
         count(*) over (
-            partition by identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
+            partition by
+                identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
         ) as evidence_count,
         max(observed_at) over (
-            partition by identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
+            partition by
+                identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
         ) as last_observed_at
     from pairs
 ),

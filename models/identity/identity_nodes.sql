@@ -8,9 +8,9 @@ identifiers as (
 
 final as (
     select
-        row_number() over (order by identifier_type, identifier_value) as node_id,
         identifier_type,
-        identifier_value
+        identifier_value,
+        row_number() over (order by identifier_type, identifier_value) as node_id
     from identifiers
     where not is_blocked
 )

@@ -8,7 +8,7 @@ observations as (
         ref(source.model), source.source_table, source.row_id, source.observed_at,
         source.identifiers
     ) }}
-    {% if not loop.last %}union all{% endif %}
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 )
 
