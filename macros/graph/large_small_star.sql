@@ -1,6 +1,6 @@
-{#- Materialization: the model's SQL returns an edge list (node_a, node_b, integers); the table
-    built holds (node_id, component_id) for every node on an edge, component_id being the smallest
-    node id of its connected component.
+{#- Connected components of the edge table `edges` (columns node_a, node_b: integers), written as
+    table `output` (node_id, component_id) for every node on an edge, component_id being the
+    smallest node id of its component. Returns the number of rounds it took.
 
     Large-star / small-star (Kiveris et al., "Connected Components in MapReduce and Beyond",
     SoCC 2014): edges are kept as (a, b) with a > b; large-star links each node's larger
@@ -8,25 +8,19 @@
     to the smallest of them. Rounds repeat until a round changes no edge, at which point every
     component is a star around its minimum. That takes O(log n) rounds in practice, against the
     diameter-many rounds of label propagation; there is no fixed round count that could stop
-    early. config max_rounds (default 500) only turns a bug into an error instead of a hang. -#}
-{% materialization connected_components, default -%}
-    {%- set target_relation = this.incorporate(type='table') -%}
-    {%- set max_rounds = config.get('max_rounds', 500) -%}
-    {%- set work = this.incorporate(path={'identifier': this.identifier ~ '__cc_edges'}, type='table') -%}
-    {%- set large = this.incorporate(path={'identifier': this.identifier ~ '__cc_large'}, type='table') -%}
-    {%- set small = this.incorporate(path={'identifier': this.identifier ~ '__cc_small'}, type='table') -%}
-    {%- set built = this.incorporate(path={'identifier': this.identifier ~ '__cc_built'}, type='table') -%}
-    {%- set scratch = [work, large, small, built] -%}
+    early. `max_rounds` only turns a bug into an error instead of a hang. -#}
+{% macro large_small_star(edges, output, max_rounds=500) -%}
+    {%- set work = output.incorporate(path={'identifier': output.identifier ~ '__lss_edges'}) -%}
+    {%- set large = output.incorporate(path={'identifier': output.identifier ~ '__lss_large'}) -%}
+    {%- set small = output.incorporate(path={'identifier': output.identifier ~ '__lss_small'}) -%}
+    {%- for relation in [work, large, small, output] %}{% do adapter.drop_relation(relation) %}{% endfor -%}
 
-    {{ run_hooks(pre_hooks) }}
-    {%- for relation in scratch %}{% do adapter.drop_relation(relation) %}{% endfor -%}
-
-    {% call statement('connected_components_input') -%}
+    {% call statement('large_small_star_input') -%}
         create table {{ work }} as
         select distinct
             case when node_a > node_b then node_a else node_b end as a,
             case when node_a > node_b then node_b else node_a end as b
-        from ({{ sql }}) as input_edges
+        from {{ edges }}
         where node_a is not null and node_b is not null and node_a <> node_b
     {%- endcall %}
 
@@ -92,13 +86,12 @@
 
     {%- if not state.converged -%}
         {{ exceptions.raise_compiler_error(
-            "connected_components did not converge in " ~ max_rounds ~ " rounds for " ~ this
-            ~ "; raise config max_rounds if the graph is that deep") }}
+            "large_small_star did not converge in " ~ max_rounds ~ " rounds for " ~ output
+            ~ "; raise max_rounds if the graph is that deep") }}
     {%- endif -%}
-    {% do log("connected_components: " ~ this ~ " converged after " ~ state.rounds ~ " rounds", info=true) %}
 
-    {% call statement('main') -%}
-        create table {{ built }} as
+    {% call statement('large_small_star_output') -%}
+        create table {{ output }} as
         select node as node_id, min(root) as component_id
         from (
             select a as node, b as root from {{ work }}
@@ -107,11 +100,6 @@
         ) as stars
         group by node
     {%- endcall %}
-
-    {% do adapter.drop_relation(target_relation) %}
-    {% do adapter.rename_relation(built, target_relation) %}
     {% do adapter.drop_relation(work) %}
-    {{ run_hooks(post_hooks) }}
-    {% do adapter.commit() %}
-    {{ return({'relations': [target_relation]}) }}
-{%- endmaterialization %}
+    {{ return(state.rounds) }}
+{%- endmacro %}
