@@ -158,6 +158,17 @@ class Warehouse:
         with self.postgres_connection() as con:
             return con.execute(sql).fetchall()
 
+    def execute(self, statements: list[str]) -> None:
+        """Run statements that change the warehouse, in one transaction on Postgres."""
+        if self.duckdb_path is not None:
+            with self.duckdb_connection() as con:
+                for sql in statements:
+                    con.execute(sql)
+            return
+        with self.postgres_connection() as con, con.transaction():
+            for sql in statements:
+                con.execute(sql)
+
     def relation_exists(self, schema: str, table: str) -> bool:
         placeholder = "?" if self.duckdb_path is not None else "%s"
         sql = (

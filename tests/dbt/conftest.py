@@ -55,3 +55,15 @@ def warehouse(request: pytest.FixtureRequest) -> Warehouse:
 @pytest.fixture(params=["duckdb", "postgres"])
 def clean_warehouse(request: pytest.FixtureRequest) -> Warehouse:
     return request.getfixturevalue(f"clean_{request.param}_warehouse")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def empty_warehouse(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Warehouse:
+    """A warehouse with nothing in it yet, for a test that loads its own raw rows."""
+    name = request.node.name.split("[")[0][:40]
+    if request.param == "duckdb":
+        return Warehouse(target="local", duckdb_path=tmp_path_factory.mktemp(name) / "t.duckdb")
+    server = request.getfixturevalue("postgres_server")
+    return Warehouse(target="postgres", postgres=server.create_database(name))
