@@ -1,25 +1,29 @@
-{#- One row per linkable identifier with the customer it belongs to. -#}
+{#- One row per linkable identifier with its stable customer id: the latest assignment in
+    identity_customer_registry. -#}
 with
 
-identity_map as (
-    select * from {{ ref('identity_map') }}
+registry as (
+    select * from {{ ref('identity_customer_registry') }}
 ),
 
-representatives as (
+ranked as (
     select
-        cluster_id,
-        min(identifier_type || ':' || identifier_value) as representative
-    from identity_map
-    group by cluster_id
+        identifier_type,
+        identifier_value,
+        customer_id,
+        row_number() over (
+            partition by identifier_type, identifier_value order by assigned_at desc
+        ) as recency
+    from registry
 ),
 
 final as (
     select
-        identity_map.identifier_type,
-        identity_map.identifier_value,
-        'cus_' || substr(md5(representatives.representative), 1, 16) as customer_id
-    from identity_map
-    inner join representatives on identity_map.cluster_id = representatives.cluster_id
+        identifier_type,
+        identifier_value,
+        customer_id
+    from ranked
+    where recency = 1 and customer_id is not null
 )
 
 select * from final

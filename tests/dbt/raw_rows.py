@@ -18,9 +18,10 @@ def replace_identifies(warehouse: Warehouse, rows: list[tuple[str | None, ...]])
     warehouse.execute(
         [
             "create schema if not exists raw",
-            "drop table if exists raw.identifies",
-            "create table raw.identifies (id text, anonymous_id text, user_id text, email text, "
-            'phone text, first_name text, last_name text, "timestamp" text)',
+            "create table if not exists raw.identifies (id text, anonymous_id text, user_id text, "
+            'email text, phone text, first_name text, last_name text, "timestamp" text)',
+            # Emptied, not dropped: on Postgres the staging views depend on the table.
+            "delete from raw.identifies",
             f"insert into raw.identifies ({columns}) values {values}",
         ]
     )
@@ -39,6 +40,8 @@ BUILD_IDENTITY = [
     "--select",
     "+identity_map",
     "+identity_violations",
+    "+identity_customer_map",
+    "+identity_merge_log",
     "--indirect-selection",
     "cautious",
     "--exclude-resource-type",
