@@ -3,6 +3,7 @@
 tessera generate --customers N --seed S [--target local|postgres]
 tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}']
 tessera demo [--customers N] [--seed S]
+tessera explain <identifier> [--target local|postgres]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from orchestration.dbt_project import DbtRunError, run_dbt
 from orchestration.demo.generator import SOURCE_TABLES, TRUTH_TABLES, generate
+from orchestration.identity.explain import ExplainError, explain, format_explanation
 from orchestration.reports import format_staging_summary, staging_summary
 from orchestration.warehouse import TARGETS, Warehouse, WarehouseError, copy_duckdb_to_postgres
 
@@ -118,6 +120,11 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(steps.report())
 
 
+def _cmd_explain(args: argparse.Namespace) -> None:
+    warehouse = Warehouse.from_env(args.target)
+    print(format_explanation(explain(warehouse, args.identifier)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tessera", description="Tessera: a warehouse-native customer data platform."
@@ -148,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     add_target(demo)
     demo.set_defaults(func=_cmd_demo)
+
+    why = commands.add_parser(
+        "explain", help="show an identifier's customer and the source rows that link them"
+    )
+    why.add_argument("identifier", help="a value (ana@mail.com) or type:value (user_id:42)")
+    add_target(why)
+    why.set_defaults(func=_cmd_explain)
     return parser
 
 
@@ -165,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (WarehouseError, DbtRunError) as exc:
+    except (WarehouseError, DbtRunError, ExplainError) as exc:
         print(f"tessera: error: {exc}", file=sys.stderr)
         return 1
     return 0

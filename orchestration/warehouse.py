@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,13 +150,18 @@ class Warehouse:
         finally:
             con.close()
 
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Rows of a read-only query, on either adapter."""
+    @property
+    def placeholder(self) -> str:
+        """How a query parameter is written in SQL for this warehouse's driver."""
+        return "?" if self.duckdb_path is not None else "%s"
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query, on either adapter; parameters written as ``placeholder``."""
         if self.duckdb_path is not None:
             with self.duckdb_connection() as con:
-                return con.execute(sql).fetchall()
+                return con.execute(sql, list(params)).fetchall()
         with self.postgres_connection() as con:
-            return con.execute(sql).fetchall()
+            return con.execute(sql, list(params) or None).fetchall()
 
     def execute(self, statements: list[str]) -> None:
         """Run statements that change the warehouse, in one transaction on Postgres."""
@@ -170,16 +175,12 @@ class Warehouse:
                 con.execute(sql)
 
     def relation_exists(self, schema: str, table: str) -> bool:
-        placeholder = "?" if self.duckdb_path is not None else "%s"
+        mark = self.placeholder
         sql = (
             "select count(*) from information_schema.tables "
-            f"where table_schema = {placeholder} and table_name = {placeholder}"
+            f"where table_schema = {mark} and table_name = {mark}"
         )
-        if self.duckdb_path is not None:
-            with self.duckdb_connection() as con:
-                return con.execute(sql, [schema, table]).fetchall()[0][0] > 0
-        with self.postgres_connection() as con:
-            return con.execute(sql, [schema, table]).fetchall()[0][0] > 0
+        return self.query(sql, [schema, table])[0][0] > 0
 
 
 def copy_duckdb_to_postgres(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestration.dbt_project import run_dbt
+from orchestration.identity.explain import ExplainError, explain, format_explanation
 from orchestration.warehouse import Warehouse
 from tests.dbt.raw_rows import BUILD_IDENTITY, replace_identifies
 
@@ -85,3 +86,26 @@ def test_the_identifier_cap_cuts_the_lowest_priority_identifiers_loose(
         "select rule, count(*) from identity.identity_violations group by rule"
     )
     assert rules == [("identifier_cap", 3)]
+
+
+def test_explain_shows_the_customer_its_links_and_the_links_cut(
+    empty_warehouse: Warehouse,
+) -> None:
+    replace_identifies(empty_warehouse, FAMILY_COMPUTER)
+    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    found = explain(empty_warehouse, "  ANA@family.io ")
+    assert (found.identifier_type, found.identifier_value) == ("email", "ana@family.io")
+    assert [row[1] for row in found.identifiers] == ["anon-ana-phone", "ana@family.io", "user-ana"]
+    assert [(row[1], row[3], row[4], row[5]) for row in found.links] == [
+        ("anon-ana-phone", "user-ana", "identifies", "r3"),
+        ("ana@family.io", "user-ana", "identifies", "r1"),
+    ]
+    assert [(row[1], row[3]) for row in found.cut_links] == [
+        ("anon-family", "ana@family.io"),
+        ("anon-family", "user-ana"),
+    ]
+    text = format_explanation(found)
+    assert f"belongs to customer {found.customer_id}" in text
+    assert "links cut by identity limits (2)" in text
+    with pytest.raises(ExplainError, match=r"no identifier matches 'zed@family\.io'"):
+        explain(empty_warehouse, "zed@family.io")
