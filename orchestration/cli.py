@@ -18,7 +18,7 @@ from typing import Any
 from orchestration.dbt_project import DbtRunError, run_dbt
 from orchestration.demo.generator import SOURCE_TABLES, TRUTH_TABLES, generate
 from orchestration.identity.explain import ExplainError, explain, format_explanation
-from orchestration.reports import format_staging_summary, staging_summary
+from orchestration.reports import format_staging_summary, identity_summary, staging_summary
 from orchestration.warehouse import TARGETS, Warehouse, WarehouseError, copy_duckdb_to_postgres
 
 DEMO_CUSTOMERS = 20_000
@@ -99,6 +99,9 @@ def _build(warehouse: Warehouse, dbt_vars: dict[str, Any], steps: _Steps) -> Non
     steps.run("dbt seed + build", lambda: run_dbt(build, warehouse, dbt_vars))
     summary = staging_summary(warehouse, dbt_vars.get("tessera_raw_schema", "raw"))
     print(format_staging_summary(summary))
+    identity = identity_summary(warehouse)
+    if identity:
+        print(identity)
 
 
 def _cmd_run(args: argparse.Namespace) -> None:

@@ -1,4 +1,5 @@
-"""What a run did, read back from the warehouse: rows per source, staged, rejected by reason."""
+"""What a run did, read back from the warehouse: rows per source, staged, rejected by reason;
+customers stitched, identifiers blocked, links cut."""
 
 from __future__ import annotations
 
@@ -62,6 +63,31 @@ def format_staging_summary(summaries: list[SourceSummary]) -> str:
             f"{s.table:<20}{s.raw_rows:>14,}{s.staged_rows:>14,}{s.rejected_rows:>12,}  {reasons}"
         )
     return "\n".join(lines)
+
+
+def identity_summary(warehouse: Warehouse) -> str:
+    """One paragraph on the identity layer, or nothing before it has been built."""
+    if not warehouse.relation_exists("identity", "identity_customer_map"):
+        return ""
+    customers, identifiers = warehouse.query(
+        "select count(distinct customer_id), count(*) from identity.identity_customer_map"
+    )[0]
+    blocked = warehouse.query(
+        "select case when blocked_reason like 'shared:%' then 'shared' else 'blocklist' end, "
+        "count(*) from identity.identity_blocked_identifiers group by 1 order by 1"
+    )
+    cut = _count(warehouse, "identity", "identity_violations")
+    events = dict(
+        warehouse.query(
+            "select event_type, count(*) from identity.identity_merge_log group by event_type"
+        )
+    )
+    blocked_text = ", ".join(f"{n:,} {kind}" for kind, n in blocked) or "none"
+    return (
+        f"identity: {int(customers):,} customers from {int(identifiers):,} linkable identifiers; "
+        f"blocked identifiers: {blocked_text}; links cut by identity limits: {cut:,}; "
+        f"merge log: {events.get('merge', 0):,} merges, {events.get('split', 0):,} splits"
+    )
 
 
 def _count(warehouse: Warehouse, schema: str, table: str) -> int:

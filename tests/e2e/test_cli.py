@@ -47,10 +47,15 @@ def test_demo_runs_twice_and_prints_what_it_did(tmp_path: Path) -> None:
     assert "rejected by reason" in first.stdout
     assert re.search(r"generate 400 customers\s+\d+\.\d", first.stdout)
     assert re.search(r"dbt seed \+ build\s+\d+\.\d", first.stdout)
+    stitched = re.search(r"identity: ([\d,]+) customers from ([\d,]+) linkable", first.stdout)
+    assert stitched, first.stdout
+    assert 300 < int(stitched[1].replace(",", "")) < int(stitched[2].replace(",", ""))
 
     second = _tessera("demo", "--customers", "400", env=env)
     assert second.returncode == 0, second.stderr + second.stdout
     assert _summary(second.stdout) == summary
+    # The same data again: every customer keeps its id, nothing merges or splits.
+    assert "merge log: 0 merges, 0 splits" in second.stdout
 
 
 def test_generate_writes_the_same_rows_to_duckdb_and_postgres(
