@@ -1,0 +1,313 @@
+{#- One row per customer: the golden record, chosen field by field by the survivorship rules of
+    var tessera_survivorship (macro survive_field), with activity, order and consent traits.
+    Erased customers are not here. -#}
+{%- set identifier_types = [
+    'anonymous_id', 'user_id', 'email', 'phone', 'crm_contact_id', 'shop_customer_ref', 'device_id',
+] -%}
+{#- The golden-record fields; field_candidates below says where their values come from. Email and
+    phone candidates are the customer's own linkable identifiers, so a blocked value such as
+    test@test.com never becomes a golden email. -#}
+{%- set golden_fields = ['email', 'phone', 'first_name', 'last_name', 'company'] -%}
+{%- set survivorship = var('tessera_survivorship') -%}
+{%- for field in survivorship if field not in golden_fields -%}
+    {{ exceptions.raise_compiler_error(
+        "tessera_survivorship names unknown field " ~ field ~ "; fields: " ~ golden_fields | join(', ')
+    ) }}
+{%- endfor -%}
+{%- for field in golden_fields if field not in survivorship -%}
+    {{ exceptions.raise_compiler_error(
+        "tessera_survivorship has no rule for " ~ field ~ ", e.g. " ~ field ~ ": {rule: most_recent}"
+    ) }}
+{%- endfor -%}
+{%- set purposes = var('tessera_consent_purposes') -%}
+{%- for purpose in purposes if not modules.re.match('^[a-z][a-z0-9_]*$', purpose) -%}
+    {{ exceptions.raise_compiler_error(
+        "tessera_consent_purposes: " ~ purpose ~ " is not a lowercase snake_case purpose"
+    ) }}
+{%- endfor -%}
+
+with
+
+customer_identities as (
+    select * from {{ ref('customer_identities') }}
+),
+
+customer_events as (
+    select * from {{ ref('customer_events') }}
+),
+
+orders as (
+    select * from {{ ref('orders') }}
+),
+
+identity_observations as (
+    select * from {{ ref('identity_observations') }}
+),
+
+identity_customer_map as (
+    select * from {{ ref('identity_customer_map') }}
+),
+
+stg_segment__identifies as (
+    select * from {{ ref('stg_segment__identifies') }}
+),
+
+stg_crm__contacts as (
+    select * from {{ ref('stg_crm__contacts') }}
+),
+
+stg_privacy__consents as (
+    select * from {{ ref('stg_privacy__consents') }}
+),
+
+identity_traits as (
+    select
+        customer_id,
+        min(first_seen_at) as first_seen_at,
+        max(last_seen_at) as last_seen_at,
+        {% for identifier_type in identifier_types -%}
+            sum(case when identifier_type = '{{ identifier_type }}' then 1 else 0 end)
+                as {{ identifier_type }}s_count,
+        {% endfor -%}
+        count(*) as identifiers_count
+    from customer_identities
+    group by customer_id
+),
+
+event_traits as (
+    select
+        customer_id,
+        sum(case when event_type = 'page' then 1 else 0 end) as page_views_count,
+        sum(case when event_type = 'track' then 1 else 0 end) as track_events_count,
+        sum(case when event_type = 'ticket' then 1 else 0 end) as support_tickets_count
+    from customer_events
+    where customer_id is not null
+    group by customer_id
+),
+
+order_traits as (
+    select
+        customer_id,
+        count(*) as orders_count,
+        sum(case when order_status = 'completed' then 1 else 0 end) as completed_orders_count,
+        sum(revenue) as lifetime_revenue,
+        min(ordered_at) as first_order_at,
+        max(ordered_at) as last_order_at
+    from orders
+    where customer_id is not null
+    group by customer_id
+),
+
+order_channels as (
+    select distinct
+        customer_id,
+        channel
+    from orders
+    where customer_id is not null and channel is not null
+),
+
+channel_traits as (
+    select
+        customer_id,
+        {{ dbt.listagg('channel', "','", 'order by ' ~ tessera.bytewise('channel')) }}
+            as channels
+    from order_channels
+    group by customer_id
+),
+
+identifies_resolved as (
+    {{ tessera.resolve_customer_id('stg_segment__identifies', 'identity_customer_map', [
+        ('user_id', 'user_id'), ('email', 'email'), ('phone', 'phone'),
+        ('anonymous_id', 'anonymous_id'),
+    ]) }}
+),
+
+crm_contacts_resolved as (
+    {{ tessera.resolve_customer_id('stg_crm__contacts', 'identity_customer_map', [
+        ('crm_contact_id', 'crm_contact_id'), ('email', 'email'), ('phone', 'phone'),
+    ]) }}
+),
+
+identifier_candidates as (
+    select
+        identity_customer_map.customer_id,
+        identity_observations.identifier_type as field_name,
+        identity_observations.identifier_value as field_value,
+        identity_observations.source_table,
+        identity_observations.observed_at
+    from identity_observations
+    inner join identity_customer_map
+        on
+            identity_observations.identifier_type = identity_customer_map.identifier_type
+            and identity_observations.identifier_value = identity_customer_map.identifier_value
+    where identity_observations.identifier_type in ('email', 'phone')
+),
+
+attribute_values as (
+    select
+        customer_id,
+        'first_name' as field_name,
+        nullif(trim(first_name), '') as field_value,
+        'identifies' as source_table,
+        identified_at as observed_at
+    from identifies_resolved
+    union all
+    select
+        customer_id,
+        'last_name' as field_name,
+        nullif(trim(last_name), '') as field_value,
+        'identifies' as source_table,
+        identified_at as observed_at
+    from identifies_resolved
+    union all
+    select
+        customer_id,
+        'first_name' as field_name,
+        nullif(trim(first_name), '') as field_value,
+        'crm_contacts' as source_table,
+        updated_at as observed_at
+    from crm_contacts_resolved
+    union all
+    select
+        customer_id,
+        'last_name' as field_name,
+        nullif(trim(last_name), '') as field_value,
+        'crm_contacts' as source_table,
+        updated_at as observed_at
+    from crm_contacts_resolved
+    union all
+    select
+        customer_id,
+        'company' as field_name,
+        nullif(trim(company), '') as field_value,
+        'crm_contacts' as source_table,
+        updated_at as observed_at
+    from crm_contacts_resolved
+),
+
+attribute_candidates as (
+    select * from attribute_values
+    where customer_id is not null and field_value is not null
+),
+
+field_candidates as (
+    select * from identifier_candidates
+    union all
+    select * from attribute_candidates
+),
+
+surviving_email as (
+    {{ tessera.survive_field('field_candidates', 'email', survivorship.email) }}
+),
+
+surviving_phone as (
+    {{ tessera.survive_field('field_candidates', 'phone', survivorship.phone) }}
+),
+
+surviving_first_name as (
+    {{ tessera.survive_field('field_candidates', 'first_name', survivorship.first_name) }}
+),
+
+surviving_last_name as (
+    {{ tessera.survive_field('field_candidates', 'last_name', survivorship.last_name) }}
+),
+
+surviving_company as (
+    {{ tessera.survive_field('field_candidates', 'company', survivorship.company) }}
+),
+
+consent_records as (
+    select
+        identity_customer_map.customer_id,
+        stg_privacy__consents.purpose,
+        stg_privacy__consents.is_granted,
+        stg_privacy__consents.recorded_at,
+        stg_privacy__consents.consent_record_id
+    from stg_privacy__consents
+    inner join identity_customer_map
+        on
+            stg_privacy__consents.subject_type = identity_customer_map.identifier_type
+            and stg_privacy__consents.subject_value = identity_customer_map.identifier_value
+),
+
+latest_consents as (
+    select
+        *,
+        row_number() over (
+            partition by customer_id, purpose
+            order by
+                recorded_at desc,
+                -- at the same instant a revocation beats a grant: when in doubt, no consent
+                is_granted asc,
+                {{ tessera.bytewise('consent_record_id') }} asc
+        ) as record_rank
+    from consent_records
+),
+
+consent_traits as (
+    select
+        customer_id,
+        {%- for purpose in purposes %}
+            max(case when purpose = '{{ purpose }}' and is_granted then 1 else 0 end) = 1
+                as has_consent_{{ purpose }},
+        {%- endfor %}
+        max(recorded_at) as consent_updated_at
+    from latest_consents
+    where record_rank = 1
+    group by customer_id
+),
+
+final as (
+    select
+        -- ids
+        identity_traits.customer_id,
+
+        -- strings
+        surviving_email.email,
+        surviving_phone.phone,
+        surviving_first_name.first_name,
+        surviving_last_name.last_name,
+        surviving_company.company,
+        channel_traits.channels,
+
+        -- numerics
+        coalesce(event_traits.page_views_count, 0) as page_views_count,
+        coalesce(event_traits.track_events_count, 0) as track_events_count,
+        coalesce(order_traits.orders_count, 0) as orders_count,
+        coalesce(order_traits.completed_orders_count, 0) as completed_orders_count,
+        cast(coalesce(order_traits.lifetime_revenue, 0) as decimal(18, 2)) as lifetime_revenue,
+        {{ tessera.divide_money(
+            'order_traits.lifetime_revenue', 'order_traits.completed_orders_count'
+        ) }} as average_order_value,
+        coalesce(event_traits.support_tickets_count, 0) as support_tickets_count,
+        identity_traits.identifiers_count,
+        {%- for identifier_type in identifier_types %}
+            identity_traits.{{ identifier_type }}s_count,
+        {%- endfor %}
+
+        -- booleans
+        {%- for purpose in purposes %}
+            coalesce(consent_traits.has_consent_{{ purpose }}, false) as has_consent_{{ purpose }},
+        {%- endfor %}
+
+        -- timestamps
+        identity_traits.first_seen_at,
+        identity_traits.last_seen_at,
+        order_traits.first_order_at,
+        order_traits.last_order_at,
+        consent_traits.consent_updated_at
+    from identity_traits
+    left join surviving_email on identity_traits.customer_id = surviving_email.customer_id
+    left join surviving_phone on identity_traits.customer_id = surviving_phone.customer_id
+    left join surviving_first_name
+        on identity_traits.customer_id = surviving_first_name.customer_id
+    left join surviving_last_name
+        on identity_traits.customer_id = surviving_last_name.customer_id
+    left join surviving_company on identity_traits.customer_id = surviving_company.customer_id
+    left join event_traits on identity_traits.customer_id = event_traits.customer_id
+    left join order_traits on identity_traits.customer_id = order_traits.customer_id
+    left join channel_traits on identity_traits.customer_id = channel_traits.customer_id
+    left join consent_traits on identity_traits.customer_id = consent_traits.customer_id
+)
+
+select * from final
