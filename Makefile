@@ -53,6 +53,7 @@ test: install postgres lint
 
 bench: install
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/identity.py
 
 clean:
 	rm -rf target logs .tessera tessera.duckdb tessera.duckdb.wal output
