@@ -88,6 +88,9 @@
                 {%- for identifier_type, limit in limits.items() %}
                 select '{{ identifier_type }}' as identifier_type, {{ limit }} as limit_value
                 {% if not loop.last %}union all{% endif %}
+                {%- else %}
+                {#- No per-type limits configured: only the cap applies. #}
+                select cast(null as varchar(32)) as identifier_type, 0 as limit_value where 1 = 0
                 {%- endfor %}
             ),
             broken as (

@@ -66,6 +66,9 @@ def test_limits_are_read_from_vars(empty_warehouse: Warehouse) -> None:
     )
     assert len(_clusters(empty_warehouse)) == 1
     assert empty_warehouse.query("select count(*) from identity.identity_violations") == [(0,)]
+    # No per-type limits at all is valid configuration too (it used to be a SQL syntax error).
+    run_dbt(BUILD_IDENTITY, empty_warehouse, dbt_vars={"tessera_identity_limits": {}}, quiet=True)
+    assert len(_clusters(empty_warehouse)) == 1
 
 
 def test_the_identifier_cap_cuts_the_lowest_priority_identifiers_loose(
