@@ -47,18 +47,6 @@ def _sorted(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return sorted(rows, key=lambda row: tuple("" if v is None else f"~{v}" for v in row))
 
 
-def _execute(warehouse: Warehouse, statements: list[str]) -> None:
-    if warehouse.duckdb_path is not None:
-        with warehouse.duckdb_connection() as con:
-            for sql in statements:
-                con.execute(sql)
-    else:
-        with warehouse.postgres_connection() as con:
-            for sql in statements:
-                con.execute(sql)
-            con.commit()
-
-
 def _new_warehouse(request: pytest.FixtureRequest, tmp_path: Path, adapter: str) -> Warehouse:
     if adapter == "duckdb":
         return Warehouse(target="local", duckdb_path=tmp_path / "tessera.duckdb")
@@ -392,8 +380,7 @@ def test_survivorship_picks_the_crm_email_and_follows_the_configured_rule(
     generate_into(warehouse, 600, 7, defect_rate=0.0, junk=False)
     # Give every CRM contact with a phone a work address of its own: linked to the person by the
     # phone, seen once, so source priority and frequency choose different emails.
-    _execute(
-        warehouse,
+    warehouse.execute(
         [
             "update raw.crm_contacts set email = 'work.' || contact_id || '@crm-inbox.io'"
             " where phone is not null"
@@ -457,7 +444,7 @@ def test_marts_build_when_sources_are_missing_or_empty(
     generate_into(warehouse, 300, 5)
     # DuckDB loses the other tables, Postgres keeps them empty: both paths must build.
     verb = "drop table" if adapter == "duckdb" else "delete from"
-    _execute(warehouse, [f"{verb} raw.{table}" for table in SOURCE_TABLES if table not in keep])
+    warehouse.execute([f"{verb} raw.{table}" for table in SOURCE_TABLES if table not in keep])
     run_dbt(BUILD, warehouse, quiet=True)
     staged_orders = _scalar(warehouse, "select count(*) from staging.stg_shop__orders")
     marts = warehouse.query(

@@ -24,15 +24,7 @@ def _keep_only(warehouse: Warehouse, keep: set[str], empty: set[str] = frozenset
         for table in SOURCE_TABLES
         if table not in keep
     ]
-    if warehouse.duckdb_path is not None:
-        with warehouse.duckdb_connection() as con:
-            for sql in statements:
-                con.execute(sql)
-    else:
-        with warehouse.postgres_connection() as con:
-            for sql in statements:
-                con.execute(sql)
-            con.commit()
+    warehouse.execute(statements)
 
 
 def _assert_only(warehouse: Warehouse, keep: set[str]) -> None:
