@@ -1,0 +1,1 @@
+"""Predictive models on the customer marts: customer lifetime value and churn."""
