@@ -1,0 +1,541 @@
+"""Customer lifetime value: BG/NBD for purchase counts, Gamma-Gamma for spend, discounted CLV.
+
+BG/NBD: Fader, Hardie & Lee (2005), "Counting your customers the easy way". Gamma-Gamma: Fader,
+Hardie & Lee (2005), "RFM and CLV: Using iso-value curves". Both are fitted by maximum likelihood
+with analytic gradients, in log-parameter space (L-BFGS-B), on the distinct input rows weighted by
+how often they occur: customer summaries in whole days or weeks repeat a lot, and a million
+customers collapse to a few thousand rows.
+
+Inputs are one value per customer, in one time unit (day or week):
+
+- frequency: repeat purchase periods (periods with a purchase, minus the first one);
+- recency: first to last purchase;
+- T: first purchase to the calibration end;
+- monetary_value: mean value of the repeat purchases. Gamma-Gamma reads it only where
+  frequency > 0, so for one-time buyers it may be anything, NaN included.
+
+Parameters depend on the time unit (alpha scales with it), so whoever stores a fit stores its unit
+too. Degenerate input raises PredictiveInputError, which says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.optimize import minimize
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+
+# Below this many repeat buyers the dropout (BG/NBD a, b) and spend (Gamma-Gamma) parameters are
+# noise; Fader and Hardie's examples fit on hundreds.
+MIN_REPEAT_BUYERS_BGNBD = 10
+MIN_REPEAT_BUYERS_GAMMA_GAMMA = 10
+DAYS_PER_YEAR = 365.25
+DAYS_PER_TIME_UNIT = {"day": 1.0, "week": 7.0}
+# Log-parameters live in [-LOG_BOUND, LOG_BOUND]; a fit that ends on the bound has a parameter
+# the data do not pin down (say no visible dropout, or identical order values).
+LOG_BOUND = 25.0
+# Where |a - 1| is below this, expected purchases average a - h and a + h: the closed form divides
+# by a - 1, and it is smooth in a, so the average is exact to O(h^2).
+_A_NEAR_ONE = 1e-4
+
+
+class PredictiveInputError(ValueError):
+    """Input a predictive model cannot use; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class BgNbdFit:
+    """BG/NBD parameters: purchase rate ~ Gamma(r, alpha), dropout probability ~ Beta(a, b)."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float
+    n_customers: int
+
+
+@dataclass(frozen=True)
+class GammaGammaFit:
+    """Gamma-Gamma parameters: order value ~ Gamma(p, nu), nu ~ Gamma(q, v)."""
+
+    p: float
+    q: float
+    v: float
+    log_likelihood: float
+    n_customers: int
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _column(name: str, values: ArrayLike) -> np.ndarray:
+    try:
+        column = np.atleast_1d(np.asarray(values, dtype=float))
+    except (TypeError, ValueError) as exc:
+        raise PredictiveInputError(
+            f"{name} holds values that are not numbers ({exc}); pass numeric values, with "
+            "missing values as NaN"
+        ) from exc
+    if column.ndim != 1:
+        raise PredictiveInputError(
+            f"{name} has shape {column.shape}; pass one value per customer (a 1-d array)"
+        )
+    return column
+
+
+def _columns(**named: ArrayLike) -> list[np.ndarray]:
+    columns = {name: _column(name, values) for name, values in named.items()}
+    lengths = {name: column.size for name, column in columns.items()}
+    if len(set(lengths.values())) > 1:
+        spelled = ", ".join(f"{name} {length}" for name, length in lengths.items())
+        raise PredictiveInputError(
+            f"mismatched lengths: {spelled}; pass one value per customer in each"
+        )
+    if next(iter(lengths.values())) == 0:
+        raise PredictiveInputError(
+            f"empty input: no customers in {', '.join(columns)}; "
+            "there is nothing to fit or score until some customers have orders"
+        )
+    return list(columns.values())
+
+
+def _count(mask: np.ndarray) -> str:
+    count = int(np.count_nonzero(mask))
+    return f"{count} customer{'s' if count != 1 else ''}"
+
+
+def _check_frequency(frequency: np.ndarray) -> None:
+    if np.isnan(frequency).any():
+        raise PredictiveInputError(
+            f"frequency is NaN for {_count(np.isnan(frequency))}; "
+            "every customer needs a repeat purchase count"
+        )
+    if np.isinf(frequency).any():
+        raise PredictiveInputError(f"frequency is infinite for {_count(np.isinf(frequency))}")
+    if (frequency < 0).any():
+        raise PredictiveInputError(
+            f"negative frequency for {_count(frequency < 0)}; frequency counts repeat purchase "
+            "periods and is 0 or more"
+        )
+    if (frequency != np.round(frequency)).any():
+        raise PredictiveInputError(
+            f"non-integer frequency for {_count(frequency != np.round(frequency))}; frequency "
+            "counts repeat purchase periods, a whole number"
+        )
+
+
+def _customers(
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked (x, t_x, T) as float arrays."""
+    x, t_x, age = _columns(frequency=frequency, recency=recency, T=T)
+    _check_frequency(x)
+    for name, column in (("recency", t_x), ("T", age)):
+        if np.isnan(column).any():
+            raise PredictiveInputError(
+                f"{name} is NaN for {_count(np.isnan(column))}; every customer needs a first "
+                "and a last purchase"
+            )
+        if np.isinf(column).any():
+            raise PredictiveInputError(f"{name} is infinite for {_count(np.isinf(column))}")
+        if (column < 0).any():
+            raise PredictiveInputError(
+                f"negative {name} for {_count(column < 0)}; it is a duration from the first "
+                "purchase, 0 or more (is the calibration end before some first purchases?)"
+            )
+    # A relative slack absorbs rounding in durations computed as fractions of a unit.
+    late = t_x > age * (1 + 1e-12) + 1e-12
+    if late.any():
+        raise PredictiveInputError(
+            f"recency > T for {_count(late)}: the last purchase is after the calibration end; "
+            "drop orders after the calibration end or move it"
+        )
+    return x, t_x, age
+
+
+def _spend(frequency: ArrayLike, monetary_value: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (x, m) as float arrays; m is only checked where x > 0."""
+    x, m = _columns(frequency=frequency, monetary_value=monetary_value)
+    _check_frequency(x)
+    repeat = x > 0
+    if np.isnan(m[repeat]).any():
+        raise PredictiveInputError(
+            f"monetary_value is NaN for {_count(np.isnan(m) & repeat)} with repeat purchases; "
+            "every repeat buyer needs a mean repeat-purchase value"
+        )
+    if np.isinf(m[repeat]).any():
+        raise PredictiveInputError(f"monetary_value is infinite for {_count(np.isinf(m) & repeat)}")
+    if (m[repeat] <= 0).any():
+        raise PredictiveInputError(
+            f"negative or zero monetary_value for {_count((m <= 0) & repeat)} with repeat "
+            "purchases; Gamma-Gamma models positive order values: leave out refunds and free "
+            "orders, or these customers"
+        )
+    return x, m
+
+
+def _positive_params(names: str, params: Sequence[float]) -> list[float]:
+    values = [float(value) for value in params]
+    if len(values) != len(names.split(", ")):
+        raise PredictiveInputError(f"expected {len(names.split(', '))} parameters ({names})")
+    if not all(math.isfinite(value) and value > 0 for value in values):
+        raise PredictiveInputError(f"parameters ({names}) must be positive and finite: {values}")
+    return values
+
+
+def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The distinct rows of the columns, how often each occurs, and each input row's index."""
+    order = np.lexsort(columns[::-1])
+    ordered = [column[order] for column in columns]
+    starts = np.ones(order.size, dtype=bool)
+    for column in ordered:
+        starts[1:] &= column[1:] == column[:-1]
+    starts = ~starts
+    starts[0] = True
+    first = np.flatnonzero(starts)
+    counts = np.diff(np.append(first, order.size)).astype(float)
+    inverse = np.empty(order.size, dtype=np.intp)
+    inverse[order] = np.cumsum(starts) - 1
+    return [column[first] for column in ordered], counts, inverse
+
+
+# ----------------------------------------------------------------------------------------------
+# BG/NBD
+
+
+def _bgnbd(
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    age: np.ndarray,
+    gradient: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-row log-likelihood and, if asked, its derivatives in (r, alpha, a, b) (4 x rows).
+
+    ll = ln G(r+x) - ln G(r) + r ln alpha + ln B(a, b+x) - ln B(a, b)
+         + ln[ (alpha+T)^-(r+x) + 1{x>0} a/(b+x-1) (alpha+t_x)^-(r+x) ]
+    """
+    repeat = x > 0
+    log_alpha_t = np.log(alpha + age)
+    log_alpha_tx = np.log(alpha + t_x)
+    stays = -(r + x) * log_alpha_t
+    # b + x - 1 >= b > 0 where x > 0; elsewhere the term is absent, so b + x - 1 is never used.
+    b_x_1 = np.where(repeat, b + x - 1, 1.0)
+    leaves = np.where(repeat, math.log(a) - np.log(b_x_1) - (r + x) * log_alpha_tx, -np.inf)
+    total = np.logaddexp(stays, leaves)
+    ll = (
+        gammaln(r + x)
+        - math.lgamma(r)
+        + r * math.log(alpha)
+        + betaln(a, b + x)
+        - betaln(a, b)
+        + total
+    )
+    if not gradient:
+        return ll, None
+    w_stays = np.exp(stays - total)
+    w_leaves = np.exp(leaves - total)
+    psi_abx = digamma(a + b + x)
+    psi_ab = digamma(a + b)
+    d_r = digamma(r + x) - digamma(r) + math.log(alpha) - w_stays * log_alpha_t
+    d_r -= w_leaves * log_alpha_tx
+    d_alpha = r / alpha - (r + x) * (w_stays / (alpha + age) + w_leaves / (alpha + t_x))
+    d_a = psi_ab - psi_abx + w_leaves / a
+    d_b = psi_ab + digamma(b + x) - digamma(b) - psi_abx - w_leaves / b_x_1
+    return ll, np.vstack([d_r, d_alpha, d_a, d_b])
+
+
+def bgnbd_log_likelihood(
+    params: Sequence[float], frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """BG/NBD log-likelihood of each customer at params = (r, alpha, a, b)."""
+    r, alpha, a, b = _positive_params("r, alpha, a, b", params)
+    x, t_x, age = _customers(frequency, recency, T)
+    return _bgnbd(r, alpha, a, b, x, t_x, age)[0]
+
+
+def _fit(
+    name: str,
+    names: tuple[str, ...],
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    start: np.ndarray,
+) -> np.ndarray:
+    """Minimise a mean negative log-likelihood in log-parameters; the parameters, or an error."""
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
+    with np.errstate(all="ignore"):
+        result = minimize(
+            objective,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
+        )
+    # L-BFGS-B stops with "ABNORMAL" when the line search cannot improve the last digits, which
+    # at a tiny gradient is the optimum; judge by the gradient rather than by the flag.
+    gradient = np.abs(result.jac) if result.jac is not None else np.array([np.inf])
+    if not (np.isfinite(result.fun) and np.all(np.isfinite(result.x))) or gradient.max() > 1e-4:
+        raise PredictiveInputError(
+            f"{name} fit did not converge ({result.message}; largest gradient "
+            f"{gradient.max():.3g}); check the input for outliers or too little history"
+        )
+    stuck = [names[i] for i, value in enumerate(result.x) if abs(value) >= LOG_BOUND - 1e-6]
+    if stuck:
+        raise PredictiveInputError(
+            f"{name} fit did not converge: {', '.join(stuck)} ran to "
+            f"exp(+-{LOG_BOUND:g}), the data do not pin it down (no visible dropout, or "
+            "identical values?); fit on more customers or a longer history"
+        )
+    return np.exp(result.x)
+
+
+def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> BgNbdFit:
+    """Maximum-likelihood BG/NBD fit; needs MIN_REPEAT_BUYERS_BGNBD customers with frequency > 0.
+
+    Identical (frequency, recency, T) rows are fitted once with their count as weight; recency is
+    irrelevant to a customer without repeat purchases and is set to 0 for them first.
+    """
+    x, t_x, age = _customers(frequency, recency, T)
+    repeat_buyers = int(np.count_nonzero(x > 0))
+    if repeat_buyers < MIN_REPEAT_BUYERS_BGNBD:
+        raise PredictiveInputError(
+            f"too few repeat buyers to fit BG/NBD: {repeat_buyers} of {x.size} customers have "
+            f"frequency > 0, at least {MIN_REPEAT_BUYERS_BGNBD} needed; use a longer history or "
+            "a later calibration end"
+        )
+    (x_rows, t_x_rows, age_rows), weights, _ = _distinct_rows(x, np.where(x > 0, t_x, 0.0), age)
+    share = weights / weights.sum()
+
+    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        params = np.exp(log_params)
+        ll, derivatives = _bgnbd(*params, x_rows, t_x_rows, age_rows, gradient=True)
+        return -float(share @ ll), -(derivatives @ share) * params
+
+    # Start from a purchase rate of one per customer lifetime and dropout a ~ b ~ 1.
+    start = np.log([1.0, max(float(age.mean()), 1e-6), 1.0, 1.0])
+    r, alpha, a, b = _fit("BG/NBD", ("r", "alpha", "a", "b"), objective, start)
+    ll = _bgnbd(r, alpha, a, b, x_rows, t_x_rows, age_rows)[0]
+    return BgNbdFit(
+        r=float(r),
+        alpha=float(alpha),
+        a=float(a),
+        b=float(b),
+        log_likelihood=float(weights @ ll),
+        n_customers=int(x.size),
+    )
+
+
+def p_alive(fit: BgNbdFit, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
+    """P(alive | x, t_x, T) = 1 / (1 + 1{x>0} a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)).
+
+    Exactly 1 for customers without repeat purchases: BG/NBD lets a customer drop out only right
+    after a repeat purchase.
+    """
+    x, t_x, age = _customers(frequency, recency, T)
+    return _p_alive(fit, x, t_x, age)
+
+
+def _p_alive(fit: BgNbdFit, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+    repeat = x > 0
+    b_x_1 = np.where(repeat, fit.b + x - 1, 1.0)
+    log_odds_dead = (
+        math.log(fit.a)
+        - np.log(b_x_1)
+        + (fit.r + x) * (np.log(fit.alpha + age) - np.log(fit.alpha + t_x))
+    )
+    return np.where(repeat, expit(-log_odds_dead), 1.0)
+
+
+def _expected_purchases_if_alive(fit: BgNbdFit, t: float, x: np.ndarray, age: np.ndarray):
+    """E[purchases in (T, T+t] | alive at T, x, T]; it does not depend on t_x.
+
+    Fader, Hardie & Lee (2005), eq. 10, times P(alive)^-1:
+        (a+b+x-1)/(a-1) [1 - (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],  z = t/(alpha+T+t).
+    Written with Euler's transformation, (1-z)^(r+x) 2F1(r+x, b+x; c; z) =
+    (1-z)^(a-1) 2F1(c-r-x, a-1; c; z), so that no factor overflows for large x.
+    """
+    if t == 0:
+        return np.zeros_like(x)
+    a = fit.a
+    if abs(a - 1) < _A_NEAR_ONE:
+        below = _expected_if_alive_at(fit.r, fit.alpha, 1 - _A_NEAR_ONE, fit.b, t, x, age)
+        above = _expected_if_alive_at(fit.r, fit.alpha, 1 + _A_NEAR_ONE, fit.b, t, x, age)
+        return (below + above) / 2
+    return _expected_if_alive_at(fit.r, fit.alpha, a, fit.b, t, x, age)
+
+
+def _expected_if_alive_at(
+    r: float, alpha: float, a: float, b: float, t: float, x: np.ndarray, age: np.ndarray
+) -> np.ndarray:
+    c = a + b + x - 1
+    log_one_minus_z = np.log(alpha + age) - np.log(alpha + age + t)
+    z = -np.expm1(log_one_minus_z)
+    tail = np.exp((a - 1) * log_one_minus_z) * hyp2f1(c - r - x, a - 1, c, z)
+    return c / (a - 1) * (1 - tail)
+
+
+def expected_purchases(
+    fit: BgNbdFit, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Expected purchases in the t periods after the calibration end, given x, t_x and T."""
+    if not (math.isfinite(t) and t >= 0):
+        raise PredictiveInputError(f"t must be a finite number of periods, 0 or more, not {t}")
+    x, t_x, age = _customers(frequency, recency, T)
+    (x_rows, age_rows), _, inverse = _distinct_rows(x, age)
+    if_alive = _expected_purchases_if_alive(fit, float(t), x_rows, age_rows)
+    return _p_alive(fit, x, t_x, age) * if_alive[inverse]
+
+
+# ----------------------------------------------------------------------------------------------
+# Gamma-Gamma
+
+
+def _gamma_gamma(
+    p: float, q: float, v: float, x: np.ndarray, m: np.ndarray, gradient: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-row log-likelihood of the mean value m of x > 0 purchases and, if asked, derivatives.
+
+    ll = -ln B(px, q) + q ln v + (px-1) ln m + px ln x - (px+q) ln(v + x m)
+    """
+    px = p * x
+    total = x * m
+    # ln(xm / (v + xm)) and ln(v / (v + xm)), without cancellation.
+    log_share_spent = -np.log1p(v / total)
+    log_share_v = -np.log1p(total / v)
+    ll = -betaln(px, q) + px * log_share_spent + q * log_share_v - np.log(m)
+    if not gradient:
+        return ll, None
+    psi_all = digamma(px + q)
+    d_p = x * (psi_all - digamma(px) + log_share_spent)
+    d_q = psi_all - digamma(q) + log_share_v
+    d_v = q / v - (px + q) / (v + total)
+    return ll, np.vstack([d_p, d_q, d_v])
+
+
+def gamma_gamma_log_likelihood(
+    params: Sequence[float], frequency: ArrayLike, monetary_value: ArrayLike
+) -> np.ndarray:
+    """Gamma-Gamma log-likelihood of each customer with frequency > 0, at params = (p, q, v)."""
+    p, q, v = _positive_params("p, q, v", params)
+    x, m = _spend(frequency, monetary_value)
+    repeat = x > 0
+    return _gamma_gamma(p, q, v, x[repeat], m[repeat])[0]
+
+
+def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> GammaGammaFit:
+    """Maximum-likelihood Gamma-Gamma fit on the customers with frequency > 0.
+
+    Needs MIN_REPEAT_BUYERS_GAMMA_GAMMA of them; n_customers counts them only.
+    """
+    x, m = _spend(frequency, monetary_value)
+    repeat = x > 0
+    repeat_buyers = int(np.count_nonzero(repeat))
+    if repeat_buyers < MIN_REPEAT_BUYERS_GAMMA_GAMMA:
+        raise PredictiveInputError(
+            f"too few repeat buyers to fit Gamma-Gamma: {repeat_buyers} of {x.size} customers "
+            f"have frequency > 0, at least {MIN_REPEAT_BUYERS_GAMMA_GAMMA} needed; use a longer "
+            "history or a later calibration end"
+        )
+    (x_rows, m_rows), weights, _ = _distinct_rows(x[repeat], m[repeat])
+    share = weights / weights.sum()
+
+    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        params = np.exp(log_params)
+        ll, derivatives = _gamma_gamma(*params, x_rows, m_rows, gradient=True)
+        return -float(share @ ll), -(derivatives @ share) * params
+
+    # Start at p = 1, q = 2 and v at the mean value, where E[M] = p v / (q - 1) is that mean.
+    start = np.log([1.0, 2.0, float(m[repeat].mean())])
+    p, q, v = _fit("Gamma-Gamma", ("p", "q", "v"), objective, start)
+    ll = _gamma_gamma(p, q, v, x_rows, m_rows)[0]
+    return GammaGammaFit(
+        p=float(p),
+        q=float(q),
+        v=float(v),
+        log_likelihood=float(weights @ ll),
+        n_customers=repeat_buyers,
+    )
+
+
+def expected_average_value(
+    fit: GammaGammaFit, frequency: ArrayLike, monetary_value: ArrayLike
+) -> np.ndarray:
+    """E[M | x, m] = p (v + x m) / (p x + q - 1): the expected value of a future purchase.
+
+    For x = 0 it is the population mean p v / (q - 1), whatever monetary_value holds; that mean
+    exists only for q > 1.
+    """
+    x, m = _spend(frequency, monetary_value)
+    if fit.q <= 1 and (x == 0).any():
+        raise PredictiveInputError(
+            f"Gamma-Gamma q = {fit.q:.4g} <= 1: the population mean order value is infinite, "
+            "so one-time buyers have no expected value; refit on more repeat buyers"
+        )
+    spent = np.where(x > 0, x * m, 0.0)
+    return fit.p * (fit.v + spent) / (fit.p * x + fit.q - 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Discounted CLV
+
+
+def per_period_discount_rate(discount_rate: float, time_unit: str) -> float:
+    """The per-day or per-week rate equal to an annual one, compounded: (1+d)^(days/365.25) - 1."""
+    if time_unit not in DAYS_PER_TIME_UNIT:
+        raise PredictiveInputError(
+            f"unknown time_unit {time_unit!r}; use one of {', '.join(DAYS_PER_TIME_UNIT)}"
+        )
+    if not (math.isfinite(discount_rate) and discount_rate > -1):
+        raise PredictiveInputError(
+            f"discount_rate must be an annual rate above -1 (0.1 for 10%), not {discount_rate}"
+        )
+    return (1 + discount_rate) ** (DAYS_PER_TIME_UNIT[time_unit] / DAYS_PER_YEAR) - 1
+
+
+def discounted_clv(
+    bg: BgNbdFit,
+    gg: GammaGammaFit,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    monetary_value: ArrayLike,
+    horizon: float,
+    discount_rate: float,
+    time_unit: str,
+) -> np.ndarray:
+    """Discounted value of each customer's purchases over the horizon after the calibration end.
+
+    horizon is in time units ("day" or "week"); discount_rate is ANNUAL (0.1 for 10%), turned
+    into the per-period rate d = (1 + discount_rate)^(days per unit / 365.25) - 1. Period k = 1,
+    2, ... ends at min(k, horizon); its expected purchases E[Y(end_k)] - E[Y(end_k-1)], times the
+    expected average value, are discounted by (1 + d)^end_k, and the periods are summed. Exact,
+    not stepped: the sum runs over every period, once per distinct (frequency, T), because the
+    expected purchases of a customer alive at T do not depend on recency; P(alive) and the
+    average value are per customer factors.
+    """
+    if not (math.isfinite(horizon) and horizon > 0):
+        raise PredictiveInputError(
+            f"horizon must be a positive number of {time_unit} periods, not {horizon}"
+        )
+    rate = per_period_discount_rate(discount_rate, time_unit)
+    x, t_x, age = _customers(frequency, recency, T)
+    _, m = _columns(frequency=frequency, monetary_value=monetary_value)
+    value = expected_average_value(gg, x, m)
+    (x_rows, age_rows), _, inverse = _distinct_rows(x, age)
+    ends = np.minimum(np.arange(1, math.ceil(horizon) + 1, dtype=float), horizon)
+    discounted = np.zeros_like(x_rows)
+    before = np.zeros_like(x_rows)
+    for end in ends:
+        after = _expected_purchases_if_alive(bg, float(end), x_rows, age_rows)
+        discounted += (after - before) / (1 + rate) ** end
+        before = after
+    return _p_alive(bg, x, t_x, age) * discounted[inverse] * value
