@@ -286,7 +286,8 @@ def _fit(
     if not (np.isfinite(result.fun) and np.all(np.isfinite(result.x))) or gradient.max() > 1e-4:
         raise PredictiveInputError(
             f"{name} fit did not converge ({result.message}; largest gradient "
-            f"{gradient.max():.3g}); check the input for outliers or too little history"
+            f"{gradient.max():.3g}); check the input for too little history, outliers or values "
+            "that do not vary"
         )
     stuck = [names[i] for i, value in enumerate(result.x) if abs(value) >= LOG_BOUND - 1e-6]
     if stuck:
