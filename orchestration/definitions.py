@@ -1,0 +1,184 @@
+"""Tessera's one Dagster ``Definitions``: ``dagster dev -m orchestration.definitions``.
+
+``defs`` is loaded lazily (``@dg.definitions``): importing this module reads nothing; Dagster
+calls it when it loads the code location. It then reads the warehouse from the environment
+(``TESSERA_TARGET`` and friends, as ``tessera run`` does) and prepares the dbt manifest (see
+orchestration/dbt_assets.py). ``build_defs(warehouse)`` builds the same for a given warehouse.
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, get_asset_key_for_model
+
+from orchestration.dbt_assets import (
+    RawTable,
+    build_dbt_assets,
+    dbt_executable,
+    prepare_manifest,
+    project_var,
+    raw_table_specs,
+    raw_tables,
+    relation_name,
+    tessera_dbt_project,
+)
+from orchestration.quality.identity_health import (
+    DEFAULT_MAX_IDENTIFIERS_PER_CUSTOMER,
+    IdentityRelations,
+    build_identity_health_check,
+)
+from orchestration.resources import WarehouseResource
+from orchestration.warehouse import Warehouse, WarehouseError
+
+JOB_NAME = "tessera_full_build"
+ADAPTERS = {"local": "duckdb", "postgres": "postgres"}
+
+
+def extra_assets(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """Python assets outside dbt (the predictive models; later the syncs). Each takes its
+    upstream keys from ``dbt_assets`` with ``get_asset_key_for_model``; the job, schedule and
+    sensor pick them up without further wiring."""
+    return []
+
+
+def extra_asset_checks(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
+    """Asset checks on the Python assets of ``extra_assets``."""
+    return []
+
+
+def raw_row_counts(warehouse: Warehouse, tables: Sequence[RawTable]) -> dict[str, int]:
+    """Rows per raw table, keyed by asset key; a table the warehouse lacks counts 0 (staging
+    reads it as empty too)."""
+    mark = warehouse.placeholder
+    present = {
+        (schema, table)
+        for schema, table in warehouse.query(
+            "select table_schema, table_name from information_schema.tables "
+            f"where table_schema in ({', '.join(mark for _ in tables)})",
+            sorted({raw.schema for raw in tables}),
+        )
+    }
+    counts = {}
+    for raw in tables:
+        rows = 0
+        if (raw.schema, raw.table) in present:
+            rows = warehouse.query(f'select count(*) from "{raw.schema}"."{raw.table}"')[0][0]
+        counts[raw.key.to_user_string()] = int(rows)
+    return counts
+
+
+def build_raw_rows_sensor(tables: Sequence[RawTable], job_name: str) -> dg.SensorDefinition:
+    """Requests a run of everything downstream of the raw tables whose row count changed.
+
+    The cursor is the row count per raw table (JSON). The first tick only records the counts: the
+    warehouse already holds what was built before the sensor was turned on. A count does not
+    see rows updated in place; the daily schedule rebuilds those.
+    """
+
+    @dg.sensor(
+        name="raw_rows_sensor",
+        job_name=job_name,
+        minimum_interval_seconds=300,
+        description="Rebuilds what is downstream of a raw table when its row count changes.",
+    )
+    def raw_rows_sensor(
+        context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        # DuckDB lets one process open the file while a build writes to it: wait for the run.
+        in_progress = context.instance.get_run_records(
+            dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS_STATUSES), limit=1
+        )
+        if in_progress:
+            return dg.SkipReason(f"a {job_name} run is in progress")
+        try:
+            counts = raw_row_counts(warehouse.get(), tables)
+        except WarehouseError as exc:
+            return dg.SkipReason(f"could not count raw rows: {exc}")
+        previous: Mapping[str, int] = json.loads(context.cursor) if context.cursor else {}
+        cursor = json.dumps(counts, sort_keys=True)
+        if not previous:
+            return dg.SensorResult(skip_reason="recorded the raw row counts", cursor=cursor)
+        changed = sorted(key for key, rows in counts.items() if previous.get(key) != rows)
+        if not changed:
+            return dg.SensorResult(skip_reason="no raw table changed", cursor=cursor)
+        downstream = (
+            dg.AssetSelection.assets(*(dg.AssetKey.from_user_string(key) for key in changed))
+            .downstream(include_self=False)
+            .resolve(context.repository_def.asset_graph)
+        )
+        request = dg.RunRequest(
+            run_key=cursor,
+            asset_selection=sorted(downstream, key=lambda key: key.to_user_string()),
+            tags={"tessera/changed_raw_tables": ",".join(changed)},
+        )
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return raw_rows_sensor
+
+
+IN_PROGRESS_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def build_defs(warehouse: Warehouse) -> dg.Definitions:
+    project = tessera_dbt_project(warehouse.target)
+    manifest = prepare_manifest(project, ADAPTERS[warehouse.target])
+    dbt_assets = build_dbt_assets(project, manifest)
+
+    tables = raw_tables(manifest, project_var(project.project_dir, "tessera_raw_schema", "raw"))
+    max_identifiers = project_var(
+        project.project_dir,
+        "tessera_max_identifiers_per_customer",
+        DEFAULT_MAX_IDENTIFIERS_PER_CUSTOMER,
+    )
+    identity_health = build_identity_health_check(
+        get_asset_key_for_model([dbt_assets], "identity_customer_map"),
+        IdentityRelations(
+            customer_map=relation_name(manifest, "identity_customer_map"),
+            registry=relation_name(manifest, "identity_customer_registry"),
+            merge_log=relation_name(manifest, "identity_merge_log"),
+        ),
+        int(max_identifiers),
+    )
+
+    full_build = dg.define_asset_job(
+        JOB_NAME,
+        selection=dg.AssetSelection.all(),
+        description="Everything: dbt seeds, models and tests, the Python assets and checks.",
+    )
+    daily = dg.ScheduleDefinition(
+        name="tessera_daily",
+        job=full_build,
+        cron_schedule="0 5 * * *",
+        execution_timezone="UTC",
+        description="The whole graph once a day at 05:00 UTC, after the nightly loads.",
+    )
+    return dg.Definitions(
+        assets=[
+            *raw_table_specs(tables, ADAPTERS[warehouse.target]),
+            dbt_assets,
+            *extra_assets(dbt_assets),
+        ],
+        asset_checks=[identity_health, *extra_asset_checks(dbt_assets)],
+        jobs=[full_build],
+        schedules=[daily],
+        sensors=[build_raw_rows_sensor(tables, JOB_NAME)],
+        resources={
+            "dbt": DbtCliResource(
+                project_dir=project, target=warehouse.target, dbt_executable=dbt_executable()
+            ),
+            "warehouse": WarehouseResource.for_warehouse(warehouse),
+        },
+        # DuckDB allows one writing process: run the steps of a run one after another.
+        executor=dg.in_process_executor if warehouse.duckdb_path is not None else None,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_defs(Warehouse.from_env())

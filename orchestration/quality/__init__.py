@@ -1,0 +1,1 @@
+"""Data-quality checks beyond dbt's tests, as Dagster asset checks beside their assets."""

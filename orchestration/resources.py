@@ -1,0 +1,65 @@
+"""Dagster resources: the warehouse every Python step and the dbt assets use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.dbt_project import _environment
+from orchestration.warehouse import PostgresSettings, Warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Tessera's warehouse: target ``local`` (a DuckDB file) or ``postgres``.
+
+    Built from ``Warehouse.from_env`` (the ``TESSERA_*`` variables the dbt profile reads too). The
+    Postgres password is never stored in the resource's config: it is ``EnvVar`` of
+    ``TESSERA_PG_PASSWORD``, the only place ``Warehouse.from_env`` takes it from.
+    """
+
+    target: str = "local"
+    duckdb_path: str | None = None
+    pg_host: str = "localhost"
+    pg_port: int = 5432
+    pg_user: str = "tessera"
+    pg_password: str = ""
+    pg_database: str = "tessera"
+    pg_schema: str = "public"
+
+    @classmethod
+    def for_warehouse(cls, warehouse: Warehouse) -> WarehouseResource:
+        if warehouse.duckdb_path is not None:
+            return cls(target=warehouse.target, duckdb_path=str(warehouse.duckdb_path))
+        pg = warehouse.postgres
+        assert pg is not None
+        return cls(
+            target=warehouse.target,
+            pg_host=pg.host,
+            pg_port=pg.port,
+            pg_user=pg.user,
+            pg_password=dg.EnvVar("TESSERA_PG_PASSWORD") if pg.password else "",
+            pg_database=pg.dbname,
+            pg_schema=pg.schema,
+        )
+
+    def get(self) -> Warehouse:
+        if self.duckdb_path is not None:
+            return Warehouse(target=self.target, duckdb_path=Path(self.duckdb_path))
+        settings = PostgresSettings(
+            host=self.pg_host,
+            port=self.pg_port,
+            user=self.pg_user,
+            password=self.pg_password,
+            dbname=self.pg_database,
+            schema=self.pg_schema,
+        )
+        return Warehouse(target=self.target, postgres=settings)
+
+    @contextmanager
+    def dbt_environment(self) -> Iterator[None]:
+        """Point profiles.yml.example at this warehouse for a dbt command started inside."""
+        with _environment(self.get().dbt_env()):
+            yield
