@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import psycopg
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 TARGETS = ("local", "postgres")
@@ -174,6 +175,39 @@ class Warehouse:
             for sql in statements:
                 con.execute(sql)
 
+    def write_tables(self, schema: str, tables: Mapping[str, pa.Table]) -> None:
+        """Replace ``schema.<name>`` with each Arrow table, all in one transaction.
+
+        Either every table is replaced or, when anything fails, none is: readers never see the
+        tables of two different runs side by side. Columns keep their Arrow types on DuckDB and
+        get the Postgres types of ``copy_duckdb_to_postgres`` on Postgres (timestamps naive UTC).
+        """
+        for name in (schema, *tables):
+            if not name.isidentifier() or name != name.lower():
+                raise WarehouseError(f"{name!r} is not a lowercase SQL identifier")
+        if self.duckdb_path is not None:
+            with self.duckdb_connection() as con:
+                _write_duckdb_tables(con, schema, tables)
+            return
+        # Postgres gets the tables through an in-memory DuckDB, the path demo data takes.
+        staging = duckdb.connect()
+        try:
+            staging.execute(f'create schema "{schema}"')
+            for name, table in tables.items():
+                staging.register("incoming", table)
+                staging.execute(f'create table "{schema}"."{name}" as select * from incoming')
+                staging.unregister("incoming")
+            with self.postgres_connection() as pg:
+                try:
+                    copy_duckdb_to_postgres(staging, pg, schema, list(tables))
+                except psycopg.Error as exc:
+                    raise WarehouseError(
+                        f"writing {schema}.{{{', '.join(tables)}}} to {self.describe()} failed, "
+                        f"nothing was replaced: {exc}"
+                    ) from exc
+        finally:
+            staging.close()
+
     def relation_exists(self, schema: str, table: str) -> bool:
         mark = self.placeholder
         sql = (
@@ -216,6 +250,28 @@ def copy_duckdb_to_postgres(
                     copy.write(buffer.getvalue())
             if progress:
                 progress(f"copied {schema}.{table} to Postgres")
+
+
+def _write_duckdb_tables(
+    con: duckdb.DuckDBPyConnection, schema: str, tables: Mapping[str, pa.Table]
+) -> None:
+    con.execute("begin transaction")
+    try:
+        con.execute(f'create schema if not exists "{schema}"')
+        for name, table in tables.items():
+            con.register("incoming", table)
+            con.execute(f'create or replace table "{schema}"."{name}" as select * from incoming')
+            con.unregister("incoming")
+    except duckdb.Error as exc:
+        con.execute("rollback")
+        raise WarehouseError(
+            f"writing {schema}.{{{', '.join(tables)}}} to DuckDB failed, nothing was replaced: "
+            f"{exc}"
+        ) from exc
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
 
 
 def _postgres_type(duckdb_type: str) -> str:

@@ -1,0 +1,36 @@
+{#- Columns and types of the tables the predictive step writes to schema predictive
+    (orchestration/predictive/writeback.py writes exactly these). Used to stand in an empty table
+    before the predictive step has ever run. -#}
+{% macro prediction_contract(table_name) -%}
+    {%- set text = dbt.type_string() -%}
+    {%- set number = 'double precision' -%}
+    {%- set count = dbt.type_bigint() -%}
+    {%- set stamp = dbt.type_timestamp() -%}
+    {%- set contract = {
+        'customer_clv_predictions': [
+            ('customer_id', text), ('frequency', count), ('recency', number), ('t', number),
+            ('monetary_value', number), ('p_alive', number), ('expected_purchases', number),
+            ('expected_average_value', number), ('discounted_clv', number),
+            ('horizon', number), ('discount_rate', number), ('time_unit', text),
+            ('calibration_end_date', 'date'), ('scored_at', stamp)],
+        'customer_churn_predictions': [
+            ('customer_id', text), ('churn_probability', number), ('p_alive', number),
+            ('model_version', text), ('scored_at', stamp)],
+        'clv_model_parameters': [
+            ('model', text), ('parameter', text), ('value', number), ('log_likelihood', number),
+            ('n_customers', count), ('calibration_start', 'date'), ('calibration_end', 'date'),
+            ('time_unit', text), ('fitted_at', stamp)],
+        'churn_model_evaluations': [
+            ('model_version', text), ('training_cutoff_date', 'date'),
+            ('churn_window_days', count), ('train_customers', count), ('test_customers', count),
+            ('churn_rate', number), ('auc', number), ('brier_score', number),
+            ('calibration_error', number), ('trained_at', stamp)],
+    } -%}
+    {%- if table_name not in contract -%}
+        {{ exceptions.raise_compiler_error(
+            "Tessera has no prediction contract for table '" ~ table_name ~ "'; known tables: "
+            ~ (contract.keys() | list | join(', '))
+        ) }}
+    {%- endif -%}
+    {{ return(contract[table_name]) }}
+{%- endmacro %}
