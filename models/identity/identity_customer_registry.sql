@@ -217,8 +217,7 @@ final as (
         identifier_type,
         identifier_value,
         customer_id,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
-            as assigned_at
+        {{ tessera.run_timestamp() }} as assigned_at
     from (
         select * from changed
         union all

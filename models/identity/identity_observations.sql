@@ -1,5 +1,16 @@
 {#- Every identifier seen on every valid source row: what the graph is built from, and what
-    `tessera explain` shows as evidence. -#}
+    `tessera explain` shows as evidence.
+
+    Incremental: a run appends the identifiers of source rows not stored yet. Rows that changed or left
+    staging were retracted first (identity_retracted_observations, deleted by the pre-hook), so
+    their current version counts as not stored and is unpivoted again. -#}
+{{ config(
+    materialized='incremental',
+    on_schema_change='fail',
+    pre_hook="{{ tessera.delete_retracted_observations() }}",
+) }}
+-- depends_on: {{ ref('identity_retracted_observations') }}
+
 with
 
 observations as (
@@ -10,6 +21,21 @@ observations as (
     ) }}
         {% if not loop.last %}union all{% endif %}
     {%- endfor %}
+),
+
+final as (
+    select
+        observations.*,
+        {{ tessera.run_timestamp() }} as loaded_at
+    from observations
+    {%- if is_incremental() %}
+        where not exists (
+            select 1 from {{ this }} as stored
+            where
+                stored.source_table = observations.source_table
+                and stored.source_row_id = observations.source_row_id
+        )
+    {%- endif %}
 )
 
-select * from observations
+select * from final

@@ -1,4 +1,4 @@
-"""Appending raw rows and rebuilding gives what one build over all rows gives."""
+"""An incremental identity build ends where one full build over the same rows ends."""
 
 from __future__ import annotations
 
@@ -24,6 +24,17 @@ TABLES = {
     "orders": "order_id",
     "crm_contacts": "contact_id",
 }
+# What happens to rows already loaded, between the two loads: CRM contacts edited in place (one
+# moves to a new address, another takes a third contact's address) and identifies deleted at the
+# source. Each retracts evidence the first build used.
+EDITS = [
+    "update raw.crm_contacts set email = 'moved.' || contact_id || '@mail.com', "
+    "updated_at = '2031-01-01T00:00:00Z' where contact_id like '%11'",
+    "update raw.crm_contacts set email = (select email from raw.crm_contacts "
+    "where contact_id = 'crm_500000'), updated_at = '2031-02-01T00:00:00Z' "
+    "where contact_id like '%29'",
+    "delete from raw.identifies where id like '%05'",
+]
 
 # Every identifier named by the smallest identifier of its customer: equal partitions give equal
 # rows, whatever the customer ids are.
@@ -40,14 +51,41 @@ VIOLATIONS = """
     select identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b, rule
     from identity.identity_violations order by 1, 2, 3, 4
 """
+# The stored state itself, without the run stamps.
+OBSERVATIONS = """
+    select source_table, source_row_id, identifier_type, identifier_value, observed_at
+    from identity.identity_observations order by 1, 2, 3
+"""
+EDGES = """
+    select identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b,
+        first_source_table, first_source_row_id, first_observed_at, last_observed_at,
+        evidence_count
+    from identity.identity_edges order by 1, 2, 3, 4
+"""
 
 
-def test_appending_rows_and_rebuilding_equals_one_full_build(tmp_path: Path) -> None:
-    whole = Warehouse(target="local", duckdb_path=tmp_path / "whole.duckdb")
+@pytest.fixture(params=["duckdb", "postgres"])
+def two_warehouses(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Warehouse, Warehouse]:
+    if request.param == "duckdb":
+        return (
+            Warehouse(target="local", duckdb_path=tmp_path / "whole.duckdb"),
+            Warehouse(target="local", duckdb_path=tmp_path / "stepwise.duckdb"),
+        )
+    server = request.getfixturevalue("postgres_server")
+    return (
+        Warehouse(target="postgres", postgres=server.create_database("incremental_whole")),
+        Warehouse(target="postgres", postgres=server.create_database("incremental_stepwise")),
+    )
+
+
+def test_appending_and_editing_rows_then_rebuilding_equals_one_full_build(
+    two_warehouses: tuple[Warehouse, Warehouse],
+) -> None:
+    whole, stepwise = two_warehouses
     generate_into(whole, CUSTOMERS, SEED)
+    whole.execute(EDITS)
     run_dbt(BUILD_IDENTITY, whole, quiet=True)
 
-    stepwise = Warehouse(target="local", duckdb_path=tmp_path / "stepwise.duckdb")
     generate_into(stepwise, CUSTOMERS, SEED)
     held = [
         f"create table raw.late_{table} as select * from raw.{table} "
@@ -64,8 +102,9 @@ def test_appending_rows_and_rebuilding_equals_one_full_build(tmp_path: Path) -> 
     assert late_rows > 4_000
     run_dbt(BUILD_IDENTITY, stepwise, quiet=True)
     partial = stepwise.query(PARTITION)
+    first_load = stepwise.query("select count(*) from identity.identity_observations")[0][0]
     stepwise.execute(
-        [f"insert into raw.{table} select * from raw.late_{table}" for table in TABLES]
+        [f"insert into raw.{table} select * from raw.late_{table}" for table in TABLES] + EDITS
     )
     run_dbt(BUILD_IDENTITY, stepwise, quiet=True)
 
@@ -73,8 +112,42 @@ def test_appending_rows_and_rebuilding_equals_one_full_build(tmp_path: Path) -> 
     assert partial != expected
     assert stepwise.query(PARTITION) == expected
     assert stepwise.query(VIOLATIONS) == whole.query(VIOLATIONS)
+    assert stepwise.query(OBSERVATIONS) == whole.query(OBSERVATIONS)
+    assert stepwise.query(EDGES) == whole.query(EDGES)
+
+    # The second run unpivoted only the rows it had not seen, and withdrew what the edits
+    # replaced: the edited contacts' old versions and the deleted identifies.
+    second_load = stepwise.query(
+        "select count(*) from identity.identity_observations "
+        "where loaded_at > (select min(loaded_at) from identity.identity_observations)"
+    )[0][0]
+    assert 0 < second_load < first_load / 2
+    retracted = dict(
+        stepwise.query(
+            "select source_table, count(distinct source_row_id) "
+            "from identity.identity_retracted_observations group by source_table"
+        )
+    )
+    assert retracted["crm_contacts"] > 0
+    assert retracted["identifies"] > 0
+    assert set(retracted) == {"crm_contacts", "identifies"}
     # The late rows joined customers that existed already: their ids moved, and the log says so.
     merges = stepwise.query(
         "select count(*) from identity.identity_merge_log where event_type = 'merge'"
     )
     assert merges[0][0] > 0
+
+
+def test_a_run_with_no_new_rows_changes_no_stored_evidence(tmp_path: Path) -> None:
+    warehouse = Warehouse(target="local", duckdb_path=tmp_path / "t.duckdb")
+    generate_into(warehouse, 300, SEED)
+    run_dbt(BUILD_IDENTITY, warehouse, quiet=True)
+    stamps = "select count(distinct loaded_at) from identity.identity_observations"
+    edge_stamps = "select count(distinct updated_at) from identity.identity_edges"
+    before = (warehouse.query(OBSERVATIONS), warehouse.query(EDGES))
+    run_dbt(BUILD_IDENTITY, warehouse, quiet=True)
+    assert (warehouse.query(OBSERVATIONS), warehouse.query(EDGES)) == before
+    # Nothing was re-derived: every row still carries the first run's stamp.
+    assert warehouse.query(stamps)[0][0] == 1
+    assert warehouse.query(edge_stamps)[0][0] == 1
+    assert warehouse.query("select count(*) from identity.identity_changed_identifiers") == [(0,)]

@@ -1,0 +1,53 @@
+{#- One row per identifier observation withdrawn from the graph, append-only: each run adds the
+    stored observations of source rows that changed (a CRM contact updated in place, a duplicate
+    that arrived with an earlier timestamp) or left staging since the last run. identity_observations
+    deletes them and identity_edges re-derives every pair that touched them, so an incremental
+    run ends where a full build would.
+
+    It reads the stored identity_observations through the catalog, not ref(), because it must see
+    them as the previous run left them: ref() would make the model its own ancestor. The diff reads
+    row keys only (table, id, time); no identifier is re-derived from history. -#}
+{{ config(materialized='incremental') }}
+{%- set stored_relation = none %}
+{%- if execute and not flags.FULL_REFRESH %}
+    {%- set stored_relation = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier='identity_observations'
+    ) %}
+{%- endif %}
+
+with
+
+staged_rows as (
+    {{ tessera.identity_source_rows() }}
+),
+
+retracted as (
+    {%- if stored_relation is not none %}
+        select
+            stored_observations.source_table,
+            stored_observations.source_row_id,
+            stored_observations.identifier_type,
+            stored_observations.identifier_value,
+            stored_observations.observed_at,
+            {{ tessera.run_timestamp() }} as retracted_at
+        from {{ stored_relation }} as stored_observations
+        left join staged_rows
+            on
+                stored_observations.source_table = staged_rows.source_table
+                and stored_observations.source_row_id = staged_rows.source_row_id
+                and stored_observations.observed_at = staged_rows.observed_at
+        where staged_rows.source_row_id is null
+    {%- else %}
+        select
+            source_table,
+            source_row_id,
+            cast(null as {{ dbt.type_string() }}) as identifier_type,
+            cast(null as {{ dbt.type_string() }}) as identifier_value,
+            observed_at,
+            cast(null as {{ dbt.type_timestamp() }}) as retracted_at
+        from staged_rows
+        where 1 = 0
+    {%- endif %}
+)
+
+select * from retracted
