@@ -20,6 +20,7 @@ too. Degenerate input raises PredictiveInputError, which says what is wrong and 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -189,20 +190,66 @@ def _positive_params(names: str, params: Sequence[float]) -> list[float]:
     return values
 
 
+def _codes(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's position among the column's distinct values, and those values (sorted).
+
+    Whole numbers in a modest range (periods, counts) go through a lookup table, in linear time;
+    anything else through a sort.
+    """
+    top = column.max()
+    if column.min() >= 0 and top <= 4 * column.size + 1024 and np.all(column == np.floor(column)):
+        whole = column.astype(np.intp)
+        present = np.zeros(int(top) + 1, dtype=bool)
+        present[whole] = True
+        return (np.cumsum(present) - 1)[whole], np.flatnonzero(present).astype(float)
+    values, codes = np.unique(column, return_inverse=True)
+    return codes.reshape(-1), values
+
+
 def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """The distinct rows of the columns, how often each occurs, and each input row's index."""
-    order = np.lexsort(columns[::-1])
-    ordered = [column[order] for column in columns]
-    starts = np.ones(order.size, dtype=bool)
-    for column in ordered:
-        starts[1:] &= column[1:] == column[:-1]
-    starts = ~starts
-    starts[0] = True
-    first = np.flatnonzero(starts)
-    counts = np.diff(np.append(first, order.size)).astype(float)
-    inverse = np.empty(order.size, dtype=np.intp)
-    inverse[order] = np.cumsum(starts) - 1
-    return [column[first] for column in ordered], counts, inverse
+    """The distinct rows of the columns, how often each occurs, and each input row's index.
+
+    The columns' codes make one integer key per row; keys are counted with bincount when their
+    range is modest (whole periods: a million customers in a few milliseconds), sorted otherwise.
+    """
+    coded = [_codes(column) for column in columns]
+    sizes = [values.size for _, values in coded]
+    span = math.prod(sizes)
+    if span >= 2**62:
+        # Beyond int64 keys; only reachable with billions of distinct values.
+        raise PredictiveInputError("too many distinct values to group customers")
+    key = coded[0][0].astype(np.int64)
+    for (codes, _), size in zip(coded[1:], sizes[1:], strict=True):
+        key = key * size + codes
+    if span <= max(4 * key.size, 1 << 20):
+        per_key = np.bincount(key, minlength=span)
+        keys = np.flatnonzero(per_key)
+        counts = per_key[keys]
+        inverse = (np.cumsum(per_key > 0) - 1)[key]
+    else:
+        keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    distinct = []
+    for (_, values), size in zip(coded[::-1], sizes[::-1], strict=True):
+        keys, code = np.divmod(keys, size)
+        distinct.append(values[code])
+    return distinct[::-1], counts.astype(float), inverse.reshape(-1)
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """Purchase counts per row with their distinct values: functions of x run once per value."""
+
+    rows: np.ndarray
+    values: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> _Counts:
+        index, values = _codes(x)
+        return cls(x, values, index)
+
+    def per_value(self, weights: np.ndarray) -> np.ndarray:
+        return np.bincount(self.index, weights=weights, minlength=self.values.size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,44 +261,52 @@ def _bgnbd(
     alpha: float,
     a: float,
     b: float,
-    x: np.ndarray,
+    counts: _Counts,
     t_x: np.ndarray,
     age: np.ndarray,
-    gradient: bool = False,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-row log-likelihood and, if asked, its derivatives in (r, alpha, a, b) (4 x rows).
+    """Per-row log-likelihood and, given row weights, the weighted sum of its derivatives in
+    (r, alpha, a, b).
 
     ll = ln G(r+x) - ln G(r) + r ln alpha + ln B(a, b+x) - ln B(a, b)
          + ln[ (alpha+T)^-(r+x) + 1{x>0} a/(b+x-1) (alpha+t_x)^-(r+x) ]
     """
-    repeat = x > 0
+    x, values, index = counts.rows, counts.values, counts.index
+    repeat_value = values > 0
+    # b + x - 1 >= b > 0 where x > 0; for x = 0 the term is absent and b - 1 is never used.
+    b_x_1 = np.where(repeat_value, b + values - 1, 1.0)
+    head = gammaln(r + values) + betaln(a, b + values)
+    lead = np.where(repeat_value, math.log(a) - np.log(b_x_1), -np.inf)
     log_alpha_t = np.log(alpha + age)
     log_alpha_tx = np.log(alpha + t_x)
     stays = -(r + x) * log_alpha_t
-    # b + x - 1 >= b > 0 where x > 0; elsewhere the term is absent, so b + x - 1 is never used.
-    b_x_1 = np.where(repeat, b + x - 1, 1.0)
-    leaves = np.where(repeat, math.log(a) - np.log(b_x_1) - (r + x) * log_alpha_tx, -np.inf)
+    leaves = lead[index] - (r + x) * log_alpha_tx
     total = np.logaddexp(stays, leaves)
-    ll = (
-        gammaln(r + x)
-        - math.lgamma(r)
-        + r * math.log(alpha)
-        + betaln(a, b + x)
-        - betaln(a, b)
-        + total
-    )
-    if not gradient:
+    ll = head[index] + (r * math.log(alpha) - math.lgamma(r) - betaln(a, b)) + total
+    if weights is None:
         return ll, None
-    w_stays = np.exp(stays - total)
-    w_leaves = np.exp(leaves - total)
-    psi_abx = digamma(a + b + x)
-    psi_ab = digamma(a + b)
-    d_r = digamma(r + x) - digamma(r) + math.log(alpha) - w_stays * log_alpha_t
-    d_r -= w_leaves * log_alpha_tx
-    d_alpha = r / alpha - (r + x) * (w_stays / (alpha + age) + w_leaves / (alpha + t_x))
-    d_a = psi_ab - psi_abx + w_leaves / a
-    d_b = psi_ab + digamma(b + x) - digamma(b) - psi_abx - w_leaves / b_x_1
-    return ll, np.vstack([d_r, d_alpha, d_a, d_b])
+    weight = weights.sum()
+    per_value = counts.per_value(weights)
+    w_stays = weights * np.exp(stays - total)
+    w_leaves = weights * np.exp(leaves - total)
+    leaves_per_value = counts.per_value(w_leaves)
+    psi_abx = per_value @ digamma(a + b + values)
+    d_r = (
+        per_value @ digamma(r + values)
+        + weight * (math.log(alpha) - digamma(r))
+        - w_stays @ log_alpha_t
+        - w_leaves @ log_alpha_tx
+    )
+    d_alpha = weight * r / alpha - (r + x) @ (w_stays / (alpha + age) + w_leaves / (alpha + t_x))
+    d_a = weight * digamma(a + b) - psi_abx + leaves_per_value.sum() / a
+    d_b = (
+        weight * (digamma(a + b) - digamma(b))
+        + per_value @ digamma(b + values)
+        - psi_abx
+        - leaves_per_value[repeat_value] @ (1 / b_x_1[repeat_value])
+    )
+    return ll, np.array([d_r, d_alpha, d_a, d_b])
 
 
 def bgnbd_log_likelihood(
@@ -260,7 +315,15 @@ def bgnbd_log_likelihood(
     """BG/NBD log-likelihood of each customer at params = (r, alpha, a, b)."""
     r, alpha, a, b = _positive_params("r, alpha, a, b", params)
     x, t_x, age = _customers(frequency, recency, T)
-    return _bgnbd(r, alpha, a, b, x, t_x, age)[0]
+    return _bgnbd(r, alpha, a, b, _Counts.of(x), t_x, age)[0]
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
+    try:
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _fit(
@@ -271,7 +334,9 @@ def _fit(
 ) -> np.ndarray:
     """Minimise a mean negative log-likelihood in log-parameters; the parameters, or an error."""
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
-    with np.errstate(all="ignore"):
+    # The optimiser's vectors are 3 or 4 long and the objective's dot products short: BLAS
+    # threads only wait on each other, and on a busy machine they made the fits 3x slower.
+    with _one_blas_thread(), np.errstate(all="ignore"):
         result = minimize(
             objective,
             start,
@@ -314,17 +379,18 @@ def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> BgNbdFi
             "a later calibration end"
         )
     (x_rows, t_x_rows, age_rows), weights, _ = _distinct_rows(x, np.where(x > 0, t_x, 0.0), age)
+    counts = _Counts.of(x_rows)
     share = weights / weights.sum()
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         params = np.exp(log_params)
-        ll, derivatives = _bgnbd(*params, x_rows, t_x_rows, age_rows, gradient=True)
-        return -float(share @ ll), -(derivatives @ share) * params
+        ll, derivatives = _bgnbd(*params, counts, t_x_rows, age_rows, share)
+        return -float(share @ ll), -derivatives * params
 
     # Start from a purchase rate of one per customer lifetime and dropout a ~ b ~ 1.
     start = np.log([1.0, max(float(age.mean()), 1e-6), 1.0, 1.0])
     r, alpha, a, b = _fit("BG/NBD", ("r", "alpha", "a", "b"), objective, start)
-    ll = _bgnbd(r, alpha, a, b, x_rows, t_x_rows, age_rows)[0]
+    ll = _bgnbd(r, alpha, a, b, counts, t_x_rows, age_rows)[0]
     return BgNbdFit(
         r=float(r),
         alpha=float(alpha),
@@ -400,26 +466,57 @@ def expected_purchases(
 # Gamma-Gamma
 
 
-def _gamma_gamma(
-    p: float, q: float, v: float, x: np.ndarray, m: np.ndarray, gradient: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-row log-likelihood of the mean value m of x > 0 purchases and, if asked, derivatives.
+def _gamma_gamma(p: float, q: float, v: float, counts: _Counts, m: np.ndarray) -> np.ndarray:
+    """Per-row log-likelihood of the mean value m of x > 0 purchases.
 
     ll = -ln B(px, q) + q ln v + (px-1) ln m + px ln x - (px+q) ln(v + x m)
+       = -ln B(px, q) + px ln(xm / (v+xm)) + q ln(v / (v+xm)) - ln m
     """
-    px = p * x
-    total = x * m
+    x, values, index = counts.rows, counts.values, counts.index
+    spent = x * m
     # ln(xm / (v + xm)) and ln(v / (v + xm)), without cancellation.
-    log_share_spent = -np.log1p(v / total)
-    log_share_v = -np.log1p(total / v)
-    ll = -betaln(px, q) + px * log_share_spent + q * log_share_v - np.log(m)
-    if not gradient:
-        return ll, None
-    psi_all = digamma(px + q)
-    d_p = x * (psi_all - digamma(px) + log_share_spent)
-    d_q = psi_all - digamma(q) + log_share_v
-    d_v = q / v - (px + q) / (v + total)
-    return ll, np.vstack([d_p, d_q, d_v])
+    log_share_spent = -np.log1p(v / spent)
+    log_share_v = -np.log1p(spent / v)
+    return -betaln(p * values, q)[index] + p * x * log_share_spent + q * log_share_v - np.log(m)
+
+
+class _GammaGammaSums:
+    """The summed Gamma-Gamma log-likelihood and its gradient, for the fit.
+
+    Summed over customers, ll and its derivatives need per customer only ln(v + xm) and
+    1 / (v + xm); the special functions depend on x alone and run once per distinct x.
+    """
+
+    def __init__(self, x: np.ndarray, m: np.ndarray) -> None:
+        self.counts = _Counts.of(x)
+        self.per_value = self.counts.per_value(np.ones(x.size))
+        self.customers = float(x.size)
+        self.x = x
+        self.spent = x * m
+        self.x_log_spent = float(x @ np.log(self.spent))
+        self.log_m = float(np.log(m).sum())
+
+    def __call__(self, p: float, q: float, v: float) -> tuple[float, np.ndarray]:
+        values, n = self.counts.values, self.customers
+        log_v_spent = np.log(v + self.spent)
+        x_log_v_spent = float(self.x @ log_v_spent)
+        log_v_spent_sum = float(log_v_spent.sum())
+        total = (
+            -self.per_value @ betaln(p * values, q)
+            + p * (self.x_log_spent - x_log_v_spent)
+            + q * (n * math.log(v) - log_v_spent_sum)
+            - self.log_m
+        )
+        inverse = 1 / (v + self.spent)
+        psi_all = digamma(p * values + q)
+        d_p = (
+            self.per_value @ (values * (psi_all - digamma(p * values)))
+            + self.x_log_spent
+            - x_log_v_spent
+        )
+        d_q = self.per_value @ psi_all - n * digamma(q) + n * math.log(v) - log_v_spent_sum
+        d_v = n * q / v - p * float(self.x @ inverse) - q * float(inverse.sum())
+        return float(total), np.array([d_p, d_q, d_v])
 
 
 def gamma_gamma_log_likelihood(
@@ -429,7 +526,7 @@ def gamma_gamma_log_likelihood(
     p, q, v = _positive_params("p, q, v", params)
     x, m = _spend(frequency, monetary_value)
     repeat = x > 0
-    return _gamma_gamma(p, q, v, x[repeat], m[repeat])[0]
+    return _gamma_gamma(p, q, v, _Counts.of(x[repeat]), m[repeat])
 
 
 def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> GammaGammaFit:
@@ -446,23 +543,23 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> GammaGam
             f"have frequency > 0, at least {MIN_REPEAT_BUYERS_GAMMA_GAMMA} needed; use a longer "
             "history or a later calibration end"
         )
-    (x_rows, m_rows), weights, _ = _distinct_rows(x[repeat], m[repeat])
-    share = weights / weights.sum()
+    # No grouping of identical rows here: mean order values rarely repeat exactly, and the summed
+    # likelihood costs two passes over the customers per evaluation.
+    sums = _GammaGammaSums(x[repeat], m[repeat])
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         params = np.exp(log_params)
-        ll, derivatives = _gamma_gamma(*params, x_rows, m_rows, gradient=True)
-        return -float(share @ ll), -(derivatives @ share) * params
+        total, derivatives = sums(*params)
+        return -total / sums.customers, -derivatives * params / sums.customers
 
     # Start at p = 1, q = 2 and v at the mean value, where E[M] = p v / (q - 1) is that mean.
     start = np.log([1.0, 2.0, float(m[repeat].mean())])
     p, q, v = _fit("Gamma-Gamma", ("p", "q", "v"), objective, start)
-    ll = _gamma_gamma(p, q, v, x_rows, m_rows)[0]
     return GammaGammaFit(
         p=float(p),
         q=float(q),
         v=float(v),
-        log_likelihood=float(weights @ ll),
+        log_likelihood=float(_gamma_gamma(p, q, v, sums.counts, m[repeat]).sum()),
         n_customers=repeat_buyers,
     )
 
