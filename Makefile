@@ -54,6 +54,7 @@ test: install postgres lint
 bench: install
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/identity.py
+	$(BIN)/python bench/predictive.py
 
 clean:
 	rm -rf target logs .tessera tessera.duckdb tessera.duckdb.wal output
