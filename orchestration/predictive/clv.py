@@ -2,9 +2,10 @@
 
 BG/NBD: Fader, Hardie & Lee (2005), "Counting your customers the easy way". Gamma-Gamma: Fader,
 Hardie & Lee (2005), "RFM and CLV: Using iso-value curves". Both are fitted by maximum likelihood
-with analytic gradients, in log-parameter space (L-BFGS-B), on the distinct input rows weighted by
-how often they occur: customer summaries in whole days or weeks repeat a lot, and a million
-customers collapse to a few thousand rows.
+with analytic gradients, in log-parameter space (L-BFGS-B). BG/NBD runs on the distinct
+(frequency, recency, T) rows weighted by how often they occur: summaries in whole days or weeks
+repeat a lot, and a million customers collapse to some ten thousand rows. Gamma-Gamma sums its
+likelihood with the special functions evaluated once per distinct frequency.
 
 Inputs are one value per customer, in one time unit (day or week):
 
@@ -69,10 +70,6 @@ class GammaGammaFit:
     v: float
     log_likelihood: float
     n_customers: int
-
-
-# ----------------------------------------------------------------------------------------------
-# Input checks
 
 
 def _column(name: str, values: ArrayLike) -> np.ndarray:
@@ -210,29 +207,32 @@ def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, 
     """The distinct rows of the columns, how often each occurs, and each input row's index.
 
     The columns' codes make one integer key per row; keys are counted with bincount when their
-    range is modest (whole periods: a million customers in a few milliseconds), sorted otherwise.
+    range is modest (whole periods: a million customers in milliseconds), sorted otherwise.
     """
-    coded = [_codes(column) for column in columns]
-    sizes = [values.size for _, values in coded]
-    span = math.prod(sizes)
-    if span >= 2**62:
-        # Beyond int64 keys; only reachable with billions of distinct values.
-        raise PredictiveInputError("too many distinct values to group customers")
-    key = coded[0][0].astype(np.int64)
-    for (codes, _), size in zip(coded[1:], sizes[1:], strict=True):
-        key = key * size + codes
+    key = np.zeros(columns[0].size, dtype=np.int64)
+    span = 1
+    for column in columns:
+        codes, values = _codes(column)
+        if span * values.size >= 2**62:
+            # Renumber the keys so far densely, so that the key stays within int64.
+            _, key = np.unique(key, return_inverse=True)
+            key = key.reshape(-1)
+            span = int(key.max()) + 1
+        key = key * values.size + codes
+        span *= values.size
     if span <= max(4 * key.size, 1 << 20):
         per_key = np.bincount(key, minlength=span)
         keys = np.flatnonzero(per_key)
         counts = per_key[keys]
         inverse = (np.cumsum(per_key > 0) - 1)[key]
+        row_of_key = np.empty(span, dtype=np.intp)
+        row_of_key[key] = np.arange(key.size)
+        rows = row_of_key[keys]
     else:
-        keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    distinct = []
-    for (_, values), size in zip(coded[::-1], sizes[::-1], strict=True):
-        keys, code = np.divmod(keys, size)
-        distinct.append(values[code])
-    return distinct[::-1], counts.astype(float), inverse.reshape(-1)
+        _, rows, inverse, counts = np.unique(
+            key, return_index=True, return_inverse=True, return_counts=True
+        )
+    return [column[rows] for column in columns], counts.astype(float), inverse.reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -250,10 +250,6 @@ class _Counts:
 
     def per_value(self, weights: np.ndarray) -> np.ndarray:
         return np.bincount(self.index, weights=weights, minlength=self.values.size)
-
-
-# ----------------------------------------------------------------------------------------------
-# BG/NBD
 
 
 def _bgnbd(
@@ -462,10 +458,6 @@ def expected_purchases(
     return _p_alive(fit, x, t_x, age) * if_alive[inverse]
 
 
-# ----------------------------------------------------------------------------------------------
-# Gamma-Gamma
-
-
 def _gamma_gamma(p: float, q: float, v: float, counts: _Counts, m: np.ndarray) -> np.ndarray:
     """Per-row log-likelihood of the mean value m of x > 0 purchases.
 
@@ -580,10 +572,6 @@ def expected_average_value(
         )
     spent = np.where(x > 0, x * m, 0.0)
     return fit.p * (fit.v + spent) / (fit.p * x + fit.q - 1)
-
-
-# ----------------------------------------------------------------------------------------------
-# Discounted CLV
 
 
 def per_period_discount_rate(discount_rate: float, time_unit: str) -> float:

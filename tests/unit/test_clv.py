@@ -207,15 +207,19 @@ def test_gamma_gamma_log_likelihood_equals_the_closed_form_for_repeat_buyers_onl
     np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
+@pytest.mark.parametrize("whole_weeks", [False, True], ids=["exact times", "whole weeks"])
 def test_fit_log_likelihood_is_the_sum_over_customers_and_no_nearby_parameters_do_better(
-    simulated: Simulated, bg_fit: BgNbdFit
+    simulated: Simulated, bg_fit: BgNbdFit, whole_weeks: bool
 ) -> None:
     # The fit runs on distinct rows weighted by their counts: the weights must add up to the
-    # customers' own sum, and the optimum must be one.
-    data = (simulated.frequency, simulated.recency, simulated.T)
-    best = (bg_fit.r, bg_fit.alpha, bg_fit.a, bg_fit.b)
+    # customers' own sum, and the optimum must be one. Exact times group by sorting; whole weeks,
+    # 500,000 customers in 26,426 rows, by counting.
+    recency = np.floor(simulated.recency) if whole_weeks else simulated.recency
+    data = (simulated.frequency, recency, simulated.T)
+    fit = fit_bgnbd(*data) if whole_weeks else bg_fit
+    best = (fit.r, fit.alpha, fit.a, fit.b)
     total = bgnbd_log_likelihood(best, *data).sum()
-    assert bg_fit.log_likelihood == pytest.approx(total, rel=1e-12)
+    assert fit.log_likelihood == pytest.approx(total, rel=1e-12)
     for index in range(4):
         for step in (0.999, 1.001):
             nearby = list(best)
