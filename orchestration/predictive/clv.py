@@ -418,7 +418,9 @@ def _p_alive(fit: BgNbdFit, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> 
     return np.where(repeat, expit(-log_odds_dead), 1.0)
 
 
-def _expected_purchases_if_alive(fit: BgNbdFit, t: float, x: np.ndarray, age: np.ndarray):
+def _expected_purchases_if_alive(
+    fit: BgNbdFit, t: float, x: np.ndarray, age: np.ndarray
+) -> np.ndarray:
     """E[purchases in (T, T+t] | alive at T, x, T]; it does not depend on t_x.
 
     Fader, Hardie & Lee (2005), eq. 10, times P(alive)^-1:

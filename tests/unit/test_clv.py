@@ -265,11 +265,20 @@ def test_expected_purchases_grow_with_the_horizon() -> None:
     assert all(later > earlier for earlier, later in itertools.pairwise(expected))
 
 
-def test_expected_purchases_equal_the_papers_formula_evaluated_directly() -> None:
+@pytest.mark.parametrize(
+    ("params", "t"),
+    [
+        ((0.243, 4.414, 0.793, 2.426), 39.0),
+        ((0.243, 4.414, 0.793, 2.426), 520.0),
+        ((1.7, 30.0, 2.6, 0.9), 365.0),
+    ],
+)
+def test_expected_purchases_equal_the_papers_formula_evaluated_directly(
+    params: tuple[float, ...], t: float
+) -> None:
     # clv.py evaluates eq. 10 after Euler's transformation of 2F1; this is eq. 10 as printed.
-    r, alpha, a, b = 0.243, 4.414, 0.793, 2.426
+    r, alpha, a, b = params
     fit = BgNbdFit(r=r, alpha=alpha, a=a, b=b, log_likelihood=0.0, n_customers=0)
-    t = 39.0
     for x, t_x, age in CUSTOMERS_BY_HAND:
         z = t / (alpha + age + t)
         head = (a + b + x - 1) / (a - 1)
