@@ -1,8 +1,8 @@
 """The ``tessera`` command: run the pipeline without the UI.
 
 tessera generate --customers N --seed S [--target local|postgres]
-tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}']
-tessera demo [--customers N] [--seed S]
+tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}'] [--output-dir D]
+tessera demo [--customers N] [--seed S] [--output-dir D]
 tessera explain <identifier> [--target local|postgres]
 """
 
@@ -13,15 +13,21 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from orchestration.dbt_project import DbtRunError, run_dbt
 from orchestration.demo.generator import SOURCE_TABLES, TRUTH_TABLES, generate
 from orchestration.identity.explain import ExplainError, explain, format_explanation
+from orchestration.predictive.clv import PredictiveInputError
+from orchestration.predictive.pipeline import format_summary, run_predictive
 from orchestration.reports import format_staging_summary, identity_summary, staging_summary
 from orchestration.warehouse import TARGETS, Warehouse, WarehouseError, copy_duckdb_to_postgres
 
 DEMO_CUSTOMERS = 20_000
+OUTPUT_DIR = "output"
+# The models over the predictive step's tables, and whatever reads them.
+PREDICTIVE_MODELS = "path:models/predictive+"
 
 
 def _say(message: str) -> None:
@@ -104,10 +110,25 @@ def _build(warehouse: Warehouse, dbt_vars: dict[str, Any], steps: _Steps) -> Non
         print(identity)
 
 
+def _predict(
+    warehouse: Warehouse, dbt_vars: dict[str, Any], output_dir: Path, steps: _Steps
+) -> None:
+    """Fit and score on the feature marts, write the results back, rebuild the models on them."""
+    result = steps.run(
+        "predictive: fit, score, write back",
+        lambda: run_predictive(warehouse, dbt_vars, output_dir, progress=_say),
+    )
+    build = ["build", "--exclude-resource-type", "unit_test", "--select", PREDICTIVE_MODELS]
+    steps.run("dbt build predictive models", lambda: run_dbt(build, warehouse, dbt_vars))
+    print(format_summary(result))
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     warehouse = Warehouse.from_env(args.target)
+    dbt_vars = _parse_vars(args.vars)
     steps = _Steps()
-    _build(warehouse, _parse_vars(args.vars), steps)
+    _build(warehouse, dbt_vars, steps)
+    _predict(warehouse, dbt_vars, Path(args.output_dir), steps)
     print(steps.report())
 
 
@@ -120,6 +141,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         lambda: generate_into(warehouse, args.customers, args.seed),
     )
     _build(warehouse, {}, steps)
+    _predict(warehouse, {}, Path(args.output_dir), steps)
     print(steps.report())
 
 
@@ -148,15 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_target(gen)
     gen.set_defaults(func=_cmd_generate)
 
-    run = commands.add_parser("run", help="build the pipeline (dbt seed, run and test)")
+    def add_output_dir(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--output-dir",
+            default=OUTPUT_DIR,
+            help=f"folder for the predictive plots (default: {OUTPUT_DIR})",
+        )
+
+    run = commands.add_parser(
+        "run", help="build the pipeline (dbt seed, run and test), then CLV and churn"
+    )
     run.add_argument("--vars", help="dbt vars as a JSON object")
     add_target(run)
+    add_output_dir(run)
     run.set_defaults(func=_cmd_run)
 
     demo = commands.add_parser("demo", help="generate demo data, then build everything")
     demo.add_argument("--customers", type=_positive_int, default=DEMO_CUSTOMERS)
     demo.add_argument("--seed", type=int, default=42)
     add_target(demo)
+    add_output_dir(demo)
     demo.set_defaults(func=_cmd_demo)
 
     why = commands.add_parser(
@@ -182,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (WarehouseError, DbtRunError, ExplainError) as exc:
+    except (WarehouseError, DbtRunError, ExplainError, PredictiveInputError) as exc:
         print(f"tessera: error: {exc}", file=sys.stderr)
         return 1
     return 0
