@@ -50,15 +50,15 @@ def extra_asset_checks(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetChecksDe
 def raw_row_counts(warehouse: Warehouse, tables: Sequence[RawTable]) -> dict[str, int]:
     """Rows per raw table, keyed by asset key; a table the warehouse lacks counts 0 (staging
     reads it as empty too)."""
-    mark = warehouse.placeholder
-    present = {
-        (schema, table)
-        for schema, table in warehouse.query(
+    schemas = sorted({raw.schema for raw in tables})
+    marks = ", ".join(warehouse.placeholder for _ in schemas)
+    present = set(
+        warehouse.query(
             "select table_schema, table_name from information_schema.tables "
-            f"where table_schema in ({', '.join(mark for _ in tables)})",
-            sorted({raw.schema for raw in tables}),
+            f"where table_schema in ({marks})",
+            schemas,
         )
-    }
+    )
     counts = {}
     for raw in tables:
         rows = 0
