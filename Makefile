@@ -7,11 +7,13 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LINT_ENV := TESSERA_DUCKDB_PATH=.tessera/lint.duckdb
+UI_PORT ?= 3000
 
-.PHONY: help install demo test lint format postgres bench clean
+.PHONY: help install demo ui test lint format postgres chromium bench clean
 
 help:
 	@echo "make demo    set up, generate demo data and run the pipeline on DuckDB"
+	@echo "make ui      set up and start the Dagster UI on http://127.0.0.1:$(UI_PORT)"
 	@echo "make test    set up and run sqlfluff, ruff and the whole test suite (Postgres included)"
 	@echo "make bench   run the benchmarks in bench/ (each prints JSON)"
 	@echo "make format  apply ruff format and sqlfluff fix"
@@ -26,6 +28,13 @@ install: $(INSTALLED)
 demo: install
 	$(BIN)/tessera demo
 
+# Dagster's runs, schedules and sensor state live under .tessera/dagster; the warehouse is the one
+# of TESSERA_TARGET (default: DuckDB file tessera.duckdb, as `make demo` leaves it).
+ui: install .tessera/profiles.yml
+	@mkdir -p .tessera/dagster
+	DAGSTER_HOME=$(CURDIR)/.tessera/dagster $(BIN)/dagster dev -m orchestration.definitions \
+		-h 127.0.0.1 -p $(UI_PORT)
+
 # The test suite starts its own Postgres servers from the machine's binaries; install them if
 # this machine has none.
 postgres:
@@ -34,6 +43,14 @@ postgres:
 	else echo "installing Debian's postgresql package"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; fi
+
+# The UI test drives Debian's chromium headless; install it if this machine has none.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; \
+	then echo "chromium found"; \
+	else echo "installing Debian's chromium package"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; fi
 
 .tessera/profiles.yml: profiles.yml.example
 	@mkdir -p .tessera && cp profiles.yml.example $@
@@ -48,7 +65,7 @@ format: install .tessera/profiles.yml
 	$(BIN)/ruff check --fix .
 	$(LINT_ENV) $(BIN)/sqlfluff fix models macros data-tests
 
-test: install postgres lint
+test: install postgres chromium lint
 	$(BIN)/pytest
 
 bench: install
