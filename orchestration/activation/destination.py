@@ -1,0 +1,150 @@
+"""What a destination is: the small surface every connector implements.
+
+A destination knows its API and nothing else. The sync engine (orchestration.activation.engine)
+owns everything shared: diffing against the last successful send, batching to
+``max_batch_size``, bounded concurrency, retries with backoff and jitter, honouring 429 and
+Retry-After, splitting a rejected batch to isolate bad rows, consent filtering, identifier
+normalisation and hashing (orchestration.activation.hashing), and logging every row outcome.
+
+A destination's ``write`` sends one batch and reports each record's outcome, or raises one of the
+errors below when the whole request failed; it never retries or sleeps itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Operation = Literal["add", "change", "remove"]
+Mode = Literal["upsert", "update", "insert", "mirror"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row to send: the sync key's value, what to do, and the mapped destination fields.
+
+    ``fields`` hold destination field names (after the sync's field mapping). Fields that the
+    destination lists in ``hashed_identifiers`` arrive normalised and SHA-256 hashed (lowercase
+    hex) by the engine. A ``remove`` carries the fields last sent for the key.
+    """
+
+    key: str
+    operation: Operation
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    key: str
+    succeeded: bool
+    destination_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Per-record outcomes of one accepted request (HubSpot 207, Salesforce per-row results)."""
+
+    outcomes: Sequence[RecordOutcome]
+
+    @property
+    def succeeded(self) -> list[RecordOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.succeeded]
+
+    @property
+    def failed(self) -> list[RecordOutcome]:
+        return [outcome for outcome in self.outcomes if not outcome.succeeded]
+
+    @classmethod
+    def all_succeeded(cls, batch: Sequence[Record]) -> WriteResult:
+        return cls([RecordOutcome(key=record.key, succeeded=True) for record in batch])
+
+
+class DestinationError(RuntimeError):
+    """The whole request failed; subclasses tell the engine what to do about it."""
+
+
+class RateLimited(DestinationError):
+    """429 or the API's own throttling answer: wait ``retry_after`` seconds (None: engine's
+    backoff) and send the same batch again, without spending the retry budget."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TransientError(DestinationError):
+    """5xx, timeout, connection reset: retry the same batch with backoff, within the budget."""
+
+
+class BatchRejected(DestinationError):
+    """The API refused the whole batch because of its content (a 400 naming a bad row, an
+    all-or-nothing endpoint): the engine splits the batch in halves until the bad rows are
+    isolated, and records each of them as failed with this message."""
+
+
+class PermanentError(DestinationError):
+    """Nothing sent can succeed (bad credentials, missing list, forbidden): the run stops, and
+    its unsent rows are kept to retry on the next run."""
+
+
+class DestinationConfig(BaseModel):
+    """Connection settings of a destination; subclasses add fields (secrets as SecretStr).
+
+    Read from ``TESSERA_<DESTINATION>_<FIELD>`` environment variables by ``from_env`` and from
+    the ``options`` of the sync's YAML declaration (non-secret settings such as a list id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class RunContext:
+    """What a destination may need to know about the run it is part of."""
+
+    sync_name: str
+    run_id: str
+    mode: Mode
+    total_records: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Destination(ABC):
+    """One destination type. Subclasses set the class attributes and implement ``write``."""
+
+    #: Name used in YAML (``destination: hubspot``) and in environment variable names.
+    name: ClassVar[str]
+    #: Most records one request may carry (the API's documented limit).
+    max_batch_size: ClassVar[int]
+    #: Requests the engine may have in flight at once for one sync.
+    max_concurrency: ClassVar[int] = 4
+    #: Consent purpose a customer must have granted to be sent here (None: no consent needed).
+    consent_purpose: ClassVar[str | None] = None
+    #: Modes this destination supports.
+    supported_modes: ClassVar[frozenset[str]] = frozenset({"upsert", "update", "insert", "mirror"})
+    #: Destination field -> identifier kind (email, phone, first_name, last_name, ...) that the
+    #: engine normalises with ``normaliser``'s rules and hashes before ``write`` sees it.
+    hashed_identifiers: ClassVar[Mapping[str, str]] = {}
+    #: Normalisation rule set for hashed identifiers (``meta``, ``google``), None if no hashing.
+    normaliser: ClassVar[str | None] = None
+    #: Pydantic model of this destination's settings.
+    config_class: ClassVar[type[DestinationConfig]] = DestinationConfig
+
+    def __init__(self, config: DestinationConfig) -> None:
+        self.config = config
+
+    def check_connection(self) -> None:  # noqa: B027 - optional for local destinations
+        """Raise PermanentError naming the setting to fix if the destination is unreachable."""
+
+    def start(self, run: RunContext) -> None:  # noqa: B027 - most destinations need no session
+        """Called once before the first batch of a run (open a Meta session, a Bulk job)."""
+
+    @abstractmethod
+    def write(self, batch: Sequence[Record]) -> WriteResult:
+        """Send one batch (at most ``max_batch_size`` records, one operation kind)."""
+
+    def finish(self, succeeded: bool) -> None:  # noqa: B027 - most destinations need no session
+        """Called once after the last batch (close the session, complete the job)."""
