@@ -1,7 +1,8 @@
 """The predictive layer on DuckDB and Postgres: feature marts, CLV and churn written back, plots.
 
 The demo generator spreads each buyer's orders evenly up to its clock's end, so nobody stops
-buying and churn is barely predictable from its data. These tests simulate a shop instead, from
+buying and churn is only weakly predictable from its data (held-out AUC 0.75 on 1,500 generated
+customers, 0.69 on 400). These tests simulate a shop instead, from
 the BG/NBD and Gamma-Gamma stories (customers buy at their own rate and drop out after a
 purchase), with orders only and no events, plus a few hand-made customers with known features.
 """
@@ -28,9 +29,14 @@ START = date(2024, 7, 1)
 CALIBRATION_END = date(2026, 6, 29)
 VARS = {"tessera_clv_calibration_end": CALIBRATION_END.isoformat()}
 SIMULATED_CUSTOMERS = 1_200
-BUILD = ["build", "--exclude-resource-type", "unit_test"]
-BUILD_PREDICTIVE = [*BUILD, "--select", "path:models/predictive"]
-BUILD_FEATURES = [*BUILD, "--select", "customer_features", "customer_features_holdout"]
+# Seeds and models only: the other models' data tests run in the session builds of tests/dbt.
+BUILD_MODELS = ["build", "--resource-type", "seed", "--resource-type", "model"]
+FEATURES = ["customer_features", "customer_features_holdout"]
+# The feature marts and the predictive models with their data tests, as `tessera run` ends.
+BUILD_PREDICTIVE = [
+    "build", "--exclude-resource-type", "unit_test", "--select", *FEATURES, "path:models/predictive"
+]  # fmt: skip
+RUN_FEATURES = ["run", "--select", *FEATURES]
 PREDICTIVE_MODELS = ("customer_clv", "customer_churn_scores", "clv_model_fits")
 PREDICTIVE_TABLES = (
     "customer_clv_predictions",
@@ -143,7 +149,7 @@ def shop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         server = request.getfixturevalue("postgres_server")
         warehouse = Warehouse(target="postgres", postgres=server.create_database("predictive"))
     warehouse.write_tables("raw", {"orders": orders_table()})
-    run_dbt(BUILD, warehouse, VARS, quiet=True)
+    run_dbt(BUILD_MODELS, warehouse, VARS, quiet=True)
     before = {model: _count(warehouse, f"marts.{model}") for model in PREDICTIVE_MODELS}
     output = tmp_path_factory.mktemp(f"output_{request.param}")
     result = run_predictive(warehouse, VARS, output)
@@ -277,7 +283,7 @@ def test_degenerate_input_fails_and_leaves_the_previous_results(shop: Shop) -> N
     before = _snapshot(warehouse)
     # Three weeks into the shop's history: a few dozen customers, hardly any repeat buyer.
     early = {"tessera_clv_calibration_end": "2024-07-21", "tessera_churn_window_days": 7}
-    run_dbt(BUILD_FEATURES, warehouse, early, quiet=True)
+    run_dbt(RUN_FEATURES, warehouse, early, quiet=True)
     try:
         with pytest.raises(PredictiveInputError, match=r"repeat buyers|churned|is empty"):
             run_predictive(warehouse, early, Path(shop.result.plots["churn_roc"]).parent)
@@ -286,7 +292,7 @@ def test_degenerate_input_fails_and_leaves_the_previous_results(shop: Shop) -> N
         with pytest.raises(PredictiveInputError, match="rebuild it with `dbt build`"):
             run_predictive(warehouse, VARS, Path(shop.result.plots["churn_roc"]).parent)
     finally:
-        run_dbt(BUILD_FEATURES, warehouse, VARS, quiet=True)
+        run_dbt(RUN_FEATURES, warehouse, VARS, quiet=True)
     assert _snapshot(warehouse) == before
 
 
