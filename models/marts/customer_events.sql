@@ -35,12 +35,8 @@ identity_customer_map as (
     select * from {{ ref('identity_customer_map') }}
 ),
 
-stg_privacy__deletion_requests as (
-    select * from {{ ref('stg_privacy__deletion_requests') }}
-),
-
-erased_customers as (
-    {{ tessera.erased_customers('stg_privacy__deletion_requests', 'identity_customer_map') }}
+customer_erasures as (
+    select * from {{ ref('customer_erasures') }}
 ),
 
 pages_resolved as (
@@ -189,8 +185,8 @@ final as (
         -- timestamps
         unioned.occurred_at
     from unioned
-    left join erased_customers on unioned.customer_id = erased_customers.customer_id
-    where erased_customers.customer_id is null
+    left join customer_erasures on unioned.customer_id = customer_erasures.customer_id
+    where customer_erasures.customer_id is null
 )
 
 select * from final

@@ -18,12 +18,8 @@ identity_customer_map as (
     select * from {{ ref('identity_customer_map') }}
 ),
 
-stg_privacy__deletion_requests as (
-    select * from {{ ref('stg_privacy__deletion_requests') }}
-),
-
-erased_customers as (
-    {{ tessera.erased_customers('stg_privacy__deletion_requests', 'identity_customer_map') }}
+customer_erasures as (
+    select * from {{ ref('customer_erasures') }}
 ),
 
 resolved as (
@@ -45,15 +41,15 @@ attributed as (
             as decimal(18, 2)
         ) as revenue,
         case
-            when erased_customers.customer_id is null then resolved.customer_id
+            when customer_erasures.customer_id is null then resolved.customer_id
         end as customer_id,
         case
-            when erased_customers.customer_id is not null then 'erased'
+            when customer_erasures.customer_id is not null then 'erased'
             when resolved.customer_id is not null then 'attributed'
             else 'unresolved'
         end as attribution_status
     from resolved
-    left join erased_customers on resolved.customer_id = erased_customers.customer_id
+    left join customer_erasures on resolved.customer_id = customer_erasures.customer_id
 ),
 
 sequenced as (
