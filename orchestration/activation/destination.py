@@ -148,3 +148,17 @@ class Destination(ABC):
 
     def finish(self, succeeded: bool) -> None:  # noqa: B027 - most destinations need no session
         """Called once after the last batch (close the session, complete the job)."""
+
+
+class Batch(list[Record]):
+    """The records of one request, with the id of the change set they were planned in.
+
+    A record keeps its ``batch_id`` when the engine retries its request, splits it, or resends
+    it after a killed run left its outcome unrecorded, so ``(batch_id, key)`` names one delivery
+    of one change: a destination whose API takes an idempotency key or a record id builds it
+    from them, and the API applies each change once.
+    """
+
+    def __init__(self, records: Sequence[Record] = (), batch_id: str | None = None) -> None:
+        super().__init__(records)
+        self.batch_id = batch_id

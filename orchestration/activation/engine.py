@@ -1,0 +1,816 @@
+"""The sync engine: make a destination hold what an audience holds, sending only what changed.
+
+One run of one sync:
+
+1. Requests a killed run left without a recorded outcome are sent again first, with the same
+   records under the same ids (``Batch.batch_id``), so nothing is lost and an API that takes
+   record ids or idempotency keys applies nothing twice.
+2. The plan: the audience table is diffed in SQL against ``activation.sync_state`` (what was
+   last sent successfully): adds, changes (a different fingerprint of the mapped columns),
+   removes (members who left, when the sync removes), erasures (every key of a customer in
+   ``marts.customer_erasures``, whatever the mode) and rows whose earlier send failed, which the
+   diff finds unsent again. A customer without the consent the destination's purpose needs
+   (column ``has_consent_<purpose>``) counts as not in the audience.
+3. Guards: an empty audience aborts a removing sync, and removals above var
+   ``tessera_sync_max_delete_fraction`` of what the destination holds abort the run, unless
+   forced. A dry run stops here and returns the plan.
+4. Sending: batches of the destination's ``max_batch_size``, one operation each, at most
+   ``max_concurrency`` in flight. Each batch is marked in flight in the state before it leaves
+   and its outcomes are recorded in one transaction when it ends, so a killed run loses nothing.
+   Throttling (``RateLimited``) waits ``Retry-After`` (every sender pauses) without spending the
+   retry budget; transient errors retry with exponential backoff and jitter; a rejected batch
+   is halved until the bad rows are isolated; a permanent error stops the run, and everything
+   unsent is sent by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from orchestration.activation import state as state_tables
+from orchestration.activation.config import AUDIENCE_SCHEMA, SyncSpec, can_remove
+from orchestration.activation.destination import (
+    Batch,
+    BatchRejected,
+    Destination,
+    DestinationConfig,
+    DestinationError,
+    PermanentError,
+    RateLimited,
+    Record,
+    RecordOutcome,
+    RunContext,
+    TransientError,
+)
+from orchestration.activation.state import StateStore, utc_now
+from orchestration.warehouse import Warehouse
+
+MAX_DELETE_FRACTION_VAR = "tessera_sync_max_delete_fraction"
+DEFAULT_MAX_DELETE_FRACTION = 0.2
+ERASURES = ("marts", "customer_erasures")
+SAMPLE_SIZE = 5
+# Removes go first: a destination with a size cap has room for the adds that follow.
+_SEND_ORDER = ("remove", "change", "add")
+
+
+class SyncError(RuntimeError):
+    """A sync cannot run as declared (bad audience data, unusable settings); says which."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard the engine tries before a row counts as failed (and waits for the next run)."""
+
+    #: Retries of a request after a transient error (the first attempt is not a retry).
+    max_retries: int = 5
+    #: Backoff before retry n is ``base_delay * 2**(n-1)``, at most ``max_delay``, of which a
+    #: random half is jitter (so senders that failed together do not retry together).
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    #: Throttling answers one request may get before its rows count as failed. They do not
+    #: spend ``max_retries``: the API said when to come back.
+    max_rate_limited: int = 100
+    #: Wait after a throttling answer without Retry-After.
+    rate_limit_delay: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+
+    def backoff(self, attempt: int) -> float:
+        delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return delay / 2 + delay / 2 * self.jitter()
+
+
+@dataclass
+class PlannedRecord:
+    record: Record
+    customer_id: str | None
+    fingerprint: str | None
+
+
+@dataclass
+class Plan:
+    """What a run will send; a dry run prints it and stops."""
+
+    sync: SyncSpec
+    source_rows: int
+    consented_rows: int
+    held_rows: int
+    adds: list[PlannedRecord] = field(default_factory=list)
+    changes: list[PlannedRecord] = field(default_factory=list)
+    removes: list[PlannedRecord] = field(default_factory=list)
+    erasures: list[PlannedRecord] = field(default_factory=list)
+    #: Keys whose send never succeeded and that left the audience: dropped from the state.
+    forgotten: list[str] = field(default_factory=list)
+    #: Records of requests a killed run left without an outcome (sent again first).
+    resends: int = 0
+
+    @property
+    def records(self) -> list[PlannedRecord]:
+        by_operation = {
+            "remove": self.erasures + self.removes,
+            "change": self.changes,
+            "add": self.adds,
+        }
+        return [planned for op in _SEND_ORDER for planned in by_operation[op]]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "adds": len(self.adds),
+            "changes": len(self.changes),
+            "removes": len(self.removes),
+            "erasures": len(self.erasures),
+            "resends": self.resends,
+        }
+
+    def format(self) -> str:
+        sync = self.sync
+        lines = [
+            f"sync {sync.name}: {sync.audience} -> {sync.destination} ({sync.mode}, "
+            f"key {sync.key}); audience {self.source_rows:,} rows, {self.consented_rows:,} "
+            f"sendable, destination holds {self.held_rows:,}",
+            "  " + ", ".join(f"{name} {count:,}" for name, count in self.counts().items()),
+        ]
+        for name, planned in (
+            ("add", self.adds),
+            ("change", self.changes),
+            ("remove", self.removes),
+            ("erase", self.erasures),
+        ):
+            for item in planned[:SAMPLE_SIZE]:
+                fields = json.dumps(dict(item.record.fields), default=json_value, sort_keys=True)
+                lines.append(f"  {name:<7}{item.record.key}  {fields}")
+        return "\n".join(lines)
+
+
+@dataclass
+class SyncResult:
+    sync: str
+    run_id: str
+    status: str
+    plan: Plan | None
+    succeeded: int = 0
+    failed: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    records_sent: int = 0
+    error: str | None = None
+
+    def format(self) -> str:
+        if self.status in ("aborted", "failed") and self.plan is None:
+            return f"sync {self.sync}: {self.status}: {self.error}"
+        counts = self.plan.counts() if self.plan else {}
+        planned = ", ".join(f"{name} {count:,}" for name, count in counts.items())
+        line = (
+            f"sync {self.sync}: {self.status}; planned {planned}; succeeded {self.succeeded:,}, "
+            f"failed {self.failed:,} in {self.requests:,} requests ({self.retries:,} retries, "
+            f"{self.rate_limited:,} throttled)"
+        )
+        return f"{line}: {self.error}" if self.error else line
+
+
+def json_value(value: Any) -> Any:
+    """A warehouse value as JSON: timestamps and dates in ISO 8601, decimals as numbers."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot send a {type(value).__name__} value: {value!r}")
+
+
+def dumps(fields: Mapping[str, Any]) -> str:
+    return json.dumps(dict(fields), default=json_value, sort_keys=True, separators=(",", ":"))
+
+
+def destination_config(
+    destination: type[Destination], options: Mapping[str, Any], env: Mapping[str, str]
+) -> DestinationConfig:
+    """The destination's settings: its ``config_class.from_env`` when it has one, else each
+    field from the sync's options or ``TESSERA_<DESTINATION>_<FIELD>``."""
+    config_class = destination.config_class
+    from_env = getattr(config_class, "from_env", None)
+    if from_env is not None:
+        return from_env(options, env)
+    values: dict[str, Any] = {}
+    for name in config_class.model_fields:
+        variable = f"TESSERA_{destination.name.upper()}_{name.upper()}"
+        if name in options:
+            values[name] = options[name]
+        elif env.get(variable):
+            values[name] = env[variable]
+    try:
+        return config_class(**values)
+    except ValueError as exc:
+        raise PermanentError(f"{destination.name} settings: {exc}") from None
+
+
+def max_delete_fraction(dbt_vars: Mapping[str, Any]) -> float:
+    value = dbt_vars.get(MAX_DELETE_FRACTION_VAR, DEFAULT_MAX_DELETE_FRACTION)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise SyncError(f"{MAX_DELETE_FRACTION_VAR} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _fingerprint_sql(spec: SyncSpec) -> str:
+    """md5 of every mapped (destination field, value) pair; a renamed field changes it too."""
+    parts = [
+        f"{_literal(target + '=')} || coalesce(cast({_quote(column)} as varchar), chr(30))"
+        for target, column in sorted(spec.fields.items())
+    ]
+    return f"md5(concat_ws(chr(31), {', '.join(parts)}))"
+
+
+def plan_sql(spec: SyncSpec, consent_column: str | None, erasures: bool) -> str:
+    """One query: every key needing an action, with the action and what to send."""
+    columns = spec.columns
+    selected = ",\n        ".join(f"{_quote(column)} as c{i}" for i, column in enumerate(columns))
+    eligible = f"coalesce({_quote(consent_column)}, false)" if consent_column else "true"
+    first_send = "'change'" if spec.mode == "update" else "'add'"
+    change = "null" if spec.mode == "insert" else "'change'"
+    leave = "'remove'" if spec.removes else "null"
+    erased = (
+        f"select distinct cast(customer_id as varchar) as customer_id "
+        f"from {ERASURES[0]}.{ERASURES[1]}"
+        if erasures
+        else "select cast(null as varchar) as customer_id where false"
+    )
+    values = ", ".join(f"src.c{i}" for i in range(len(columns)))
+    return f"""
+with source as (
+    select
+        cast({_quote(spec.key)} as varchar) as record_key,
+        cast(customer_id as varchar) as customer_id,
+        {_fingerprint_sql(spec)} as fingerprint,
+        {eligible} as is_eligible,
+        {selected}
+    from {AUDIENCE_SCHEMA}.{_quote(spec.audience)}
+),
+
+held as (
+    select record_key, customer_id, fingerprint, sent_fields, inflight_batch
+    from activation.sync_state
+    where sync_name = ?
+),
+
+erased as ({erased}),
+
+compared as (
+    select
+        coalesce(src.record_key, held.record_key) as record_key,
+        coalesce(src.customer_id, held.customer_id) as customer_id,
+        case
+            when held.inflight_batch is not null then null
+            when erased.customer_id is not null then
+                case
+                    when held.fingerprint is not null then 'erase'
+                    when held.record_key is not null then 'forget'
+                end
+            when src.record_key is not null and src.is_eligible then
+                case
+                    when held.fingerprint is null then {first_send}
+                    when held.fingerprint <> src.fingerprint then {change}
+                end
+            when held.record_key is not null then
+                case when held.fingerprint is null then 'forget' else {leave} end
+        end as action,
+        src.fingerprint,
+        held.sent_fields,
+        {values}
+    from source as src
+    full outer join held on src.record_key = held.record_key
+    left join erased on coalesce(src.customer_id, held.customer_id) = erased.customer_id
+)
+
+select * from compared where action is not null order by record_key
+"""
+
+
+def _counts_sql(spec: SyncSpec, consent_column: str | None) -> str:
+    key = _quote(spec.key)
+    eligible = f"coalesce({_quote(consent_column)}, false)" if consent_column else "true"
+    return f"""
+select
+    count(*),
+    count({key}),
+    count(distinct {key}),
+    coalesce(sum(case when {eligible} then 1 else 0 end), 0),
+    (select count(*) from activation.sync_state where sync_name = ? and fingerprint is not null)
+from {AUDIENCE_SCHEMA}.{_quote(spec.audience)}
+"""
+
+
+def make_plan(
+    store: StateStore,
+    spec: SyncSpec,
+    destination: type[Destination],
+) -> Plan:
+    """Diff the audience against the sync's state; read-only."""
+    consent_column = spec.consent_column(destination)
+    if not store.relation_exists(AUDIENCE_SCHEMA, spec.audience):
+        raise SyncError(
+            f"sync {spec.name}: audience table {AUDIENCE_SCHEMA}.{spec.audience} does not exist; "
+            "build it first (tessera run)"
+        )
+    columns = set(store.columns(AUDIENCE_SCHEMA, spec.audience))
+    needed = {spec.key, "customer_id", *spec.columns} | ({consent_column} - {None})
+    missing = sorted(needed - columns)
+    if missing:
+        raise SyncError(
+            f"sync {spec.name} ({spec.source}): {AUDIENCE_SCHEMA}.{spec.audience} has no column "
+            f"{', '.join(missing)}"
+        )
+    rows, keys, distinct, consented, held = store.fetch(
+        _counts_sql(spec, consent_column), [spec.name]
+    )[0]
+    if keys < rows:
+        raise SyncError(
+            f"sync {spec.name}: {rows - keys:,} rows of {spec.audience} have no {spec.key}; "
+            "every record needs a key"
+        )
+    if distinct < keys:
+        example = store.fetch(
+            f"select cast({_quote(spec.key)} as varchar) from {AUDIENCE_SCHEMA}."
+            f"{_quote(spec.audience)} group by 1 having count(*) > 1 limit 1"
+        )[0][0]
+        raise SyncError(
+            f"sync {spec.name}: key {spec.key} is not unique in {spec.audience} "
+            f"({keys - distinct:,} repeated values, e.g. {example!r})"
+        )
+    erasures = store.relation_exists(*ERASURES)
+    result = store.fetch(plan_sql(spec, consent_column, erasures), [spec.name])
+    plan = Plan(spec, source_rows=rows, consented_rows=int(consented), held_rows=held)
+    plan.resends = store.fetch(
+        "select count(*) from activation.sync_state "
+        "where sync_name = ? and inflight_batch is not null",
+        [spec.name],
+    )[0][0]
+    targets = list(spec.fields)
+    column_index = {column: i for i, column in enumerate(spec.columns)}
+    hash_fields = _hasher(destination)
+    for record_key, customer_id, action, fingerprint, sent_fields, *values in result:
+        if action == "forget":
+            plan.forgotten.append(record_key)
+            continue
+        if action in ("remove", "erase"):
+            fields = json.loads(sent_fields) if sent_fields else {}
+            planned = PlannedRecord(Record(record_key, "remove", fields), customer_id, None)
+            (plan.removes if action == "remove" else plan.erasures).append(planned)
+            continue
+        fields = {target: values[column_index[spec.fields[target]]] for target in targets}
+        record = Record(record_key, action, hash_fields(fields))
+        (plan.adds if action == "add" else plan.changes).append(
+            PlannedRecord(record, customer_id, fingerprint)
+        )
+    return plan
+
+
+def _hasher(destination: type[Destination]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Normalise and hash the destination's identifier fields (hashing.py), if it has any."""
+    if not destination.normaliser or not destination.hashed_identifiers:
+        return lambda fields: fields
+    from orchestration.activation.hashing import hash_identifier
+
+    normaliser = destination.normaliser
+    identifiers = dict(destination.hashed_identifiers)
+
+    def hash_fields(fields: dict[str, Any]) -> dict[str, Any]:
+        for target, kind in identifiers.items():
+            if target in fields:
+                value = fields[target]
+                fields[target] = hash_identifier(
+                    kind, None if value is None else str(value), normaliser
+                )
+        return fields
+
+    return hash_fields
+
+
+@dataclass
+class _Item:
+    record: Record
+    customer_id: str | None
+    fingerprint: str | None
+
+
+class _Throttle:
+    """A pause every sender of a run honours: a 429 to one is a 429 to all."""
+
+    def __init__(self, sleep: Callable[[float], None]) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+        self._sleep = sleep
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        with self._lock:
+            remaining = self._until - time.monotonic()
+        if remaining > 0:
+            self._sleep(remaining)
+
+
+@dataclass
+class _Stats:
+    succeeded: int = 0
+    failed: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    records_sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, **counts: int) -> None:
+        with self.lock:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
+
+
+class _Sender:
+    """Sends batches with retries, throttling and splitting, recording each outcome."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        store: StateStore,
+        sync_name: str,
+        run_id: str,
+        policy: RetryPolicy,
+    ) -> None:
+        self.destination = destination
+        self.store = store
+        self.sync_name = sync_name
+        self.run_id = run_id
+        self.policy = policy
+        self.throttle = _Throttle(policy.sleep)
+        self.stats = _Stats()
+        self.stop = threading.Event()
+
+    def send(self, items: list[_Item], batch_id: str, mark: bool = True) -> None:
+        if self.stop.is_set():
+            return
+        if mark:
+            state_tables.mark_inflight(
+                self.store,
+                self.sync_name,
+                self.run_id,
+                batch_id,
+                [
+                    (
+                        item.record.key,
+                        item.customer_id,
+                        item.record.operation,
+                        item.fingerprint,
+                        dumps(item.record.fields),
+                    )
+                    for item in items
+                ],
+            )
+        self._send(items, batch_id)
+
+    def _send(self, items: list[_Item], batch_id: str) -> None:
+        retries = throttled = 0
+        while True:
+            self.throttle.wait()
+            batch = Batch([item.record for item in items], batch_id=batch_id)
+            self.stats.add(requests=1, records_sent=len(batch))
+            try:
+                result = self.destination.write(batch)
+            except RateLimited as exc:
+                throttled += 1
+                self.stats.add(rate_limited=1)
+                if throttled > self.policy.max_rate_limited:
+                    self._record_failed(items, batch_id, f"still throttled after {throttled - 1}")
+                    return
+                delay = exc.retry_after
+                self.throttle.pause(self.policy.rate_limit_delay if delay is None else delay)
+                continue
+            except TransientError as exc:
+                retries += 1
+                if retries > self.policy.max_retries:
+                    self._record_failed(
+                        items, batch_id, f"{exc} (after {self.policy.max_retries} retries)"
+                    )
+                    return
+                self.stats.add(retries=1)
+                self.policy.sleep(self.policy.backoff(retries))
+                continue
+            except BatchRejected as exc:
+                if len(items) == 1:
+                    self._record_failed(items, batch_id, str(exc))
+                    return
+                middle = len(items) // 2
+                self._send(items[:middle], batch_id)
+                self._send(items[middle:], batch_id)
+                return
+            self._record(items, batch_id, result.outcomes)
+            return
+
+    def _record_failed(self, items: list[_Item], batch_id: str | None, error: str) -> None:
+        outcomes = [RecordOutcome(item.record.key, False, error=error) for item in items]
+        self._record(items, batch_id, outcomes)
+
+    def _record(
+        self, items: list[_Item], batch_id: str | None, outcomes: Sequence[RecordOutcome]
+    ) -> None:
+        by_key = {outcome.key: outcome for outcome in outcomes}
+        rows = []
+        for item in items:
+            outcome = by_key.get(item.record.key) or RecordOutcome(
+                item.record.key, False, error="the destination reported no outcome for it"
+            )
+            status = "succeeded" if outcome.succeeded else "failed"
+            error = None if outcome.succeeded else (outcome.error or "failed, no reason given")
+            rows.append(
+                (item.record.key, item.record.operation, status, outcome.destination_id, error)
+            )
+        state_tables.record_outcomes(self.store, self.sync_name, self.run_id, batch_id, rows)
+        good = sum(1 for row in rows if row[2] == "succeeded")
+        self.stats.add(succeeded=good, failed=len(rows) - good)
+
+
+def _inflight(store: StateStore, sync_name: str) -> list[tuple[str, list[_Item]]]:
+    """Requests a killed run sent (or was about to send) with no outcome recorded."""
+    rows = store.fetch(
+        """
+        select inflight_batch, record_key, customer_id, inflight_operation,
+            inflight_fingerprint, inflight_fields
+        from activation.sync_state
+        where sync_name = ? and inflight_batch is not null
+        order by inflight_batch, record_key
+        """,
+        [sync_name],
+    )
+    batches: dict[str, list[_Item]] = {}
+    for batch_id, key, customer_id, operation, fingerprint, fields in rows:
+        record = Record(key, operation, json.loads(fields))
+        batches.setdefault(batch_id, []).append(_Item(record, customer_id, fingerprint))
+    return list(batches.items())
+
+
+def _send_all(
+    sender: _Sender, batches: Sequence[tuple[str, list[_Item], bool]], concurrency: int
+) -> None:
+    """Send batches with at most ``concurrency`` in flight; the first error stops the rest."""
+    if not batches:
+        return
+    pending: set[Future[None]] = set()
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=max(concurrency, 1)) as pool:
+        for batch_id, items, mark in batches:
+            if error is not None:
+                break
+            if len(pending) >= concurrency:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                error = error or _first_error(done, sender)
+                if error is not None:
+                    break
+            pending.add(pool.submit(sender.send, items, batch_id, mark))
+        done, _ = wait(pending)
+        error = error or _first_error(done, sender)
+    if error is not None:
+        raise error
+
+
+def _first_error(done: set[Future[None]], sender: _Sender) -> BaseException | None:
+    for future in done:
+        exc = future.exception()
+        if exc is not None:
+            sender.stop.set()
+            return exc
+    return None
+
+
+def _chunks(items: Sequence[PlannedRecord], size: int) -> list[list[_Item]]:
+    batches: list[list[_Item]] = []
+    for operation in _SEND_ORDER:
+        same = [
+            _Item(planned.record, planned.customer_id, planned.fingerprint)
+            for planned in items
+            if planned.record.operation == operation
+        ]
+        batches += [same[start : start + size] for start in range(0, len(same), size)]
+    return batches
+
+
+def _start_run(store: StateStore, spec: SyncSpec, run_id: str, dry_run: bool, force: bool) -> None:
+    now = utc_now()
+    with store.transaction():
+        # A run still marked running was killed: this run finishes its work.
+        store.execute(
+            "update activation.sync_runs set status = 'interrupted', finished_at = ? "
+            "where sync_name = ? and status = 'running'",
+            [now, spec.name],
+        )
+        store.execute(
+            """
+            insert into activation.sync_runs (
+                run_id, sync_name, audience, destination, mode, status, dry_run, forced,
+                started_at
+            ) values (?, ?, ?, ?, ?, 'running', ?, ?, ?)
+            """,
+            [run_id, spec.name, spec.audience, spec.destination, spec.mode, dry_run, force, now],
+        )
+
+
+def _finish_run(store: StateStore, result: SyncResult) -> None:
+    plan = result.plan
+    counts = plan.counts() if plan else {}
+    store.execute(
+        """
+        update activation.sync_runs
+        set status = ?, finished_at = ?, source_rows = ?, planned_adds = ?,
+            planned_changes = ?, planned_removes = ?, planned_resends = ?, records_sent = ?,
+            succeeded = ?, failed = ?, requests = ?, retries = ?, rate_limited = ?, error = ?
+        where run_id = ?
+        """,
+        [
+            result.status,
+            utc_now(),
+            plan.source_rows if plan else None,
+            counts.get("adds"),
+            counts.get("changes"),
+            (counts["removes"] + counts["erasures"]) if plan else None,
+            counts.get("resends"),
+            result.records_sent,
+            result.succeeded,
+            result.failed,
+            result.requests,
+            result.retries,
+            result.rate_limited,
+            result.error,
+            result.run_id,
+        ],
+    )
+
+
+def _guard(plan: Plan, limit: float) -> str | None:
+    """Why the plan must not run unforced, or None."""
+    spec = plan.sync
+    if spec.removes and plan.source_rows == 0 and plan.held_rows > 0:
+        return (
+            f"audience {spec.audience} is empty: sending would remove all {plan.held_rows:,} "
+            "records the destination holds; rerun with --force if that is intended"
+        )
+    if plan.held_rows and len(plan.removes) > limit * plan.held_rows:
+        return (
+            f"{len(plan.removes):,} removals are {len(plan.removes) / plan.held_rows:.0%} of the "
+            f"{plan.held_rows:,} records the destination holds, above {MAX_DELETE_FRACTION_VAR} "
+            f"= {limit:g}; rerun with --force if that is intended"
+        )
+    return None
+
+
+def run_sync(
+    spec: SyncSpec,
+    warehouse: Warehouse,
+    registry: Mapping[str, type[Destination]],
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    dbt_vars: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    policy: RetryPolicy | None = None,
+    destination: Destination | None = None,
+) -> SyncResult:
+    """Run one sync (see the module docstring); ``destination`` overrides the registry's."""
+    destination_class = type(destination) if destination is not None else registry[spec.destination]
+    limit = max_delete_fraction(dbt_vars or {})
+    policy = policy or RetryPolicy()
+    run_id = uuid.uuid4().hex
+    with StateStore.open(warehouse) as store:
+        store.ensure_tables()
+        _start_run(store, spec, run_id, dry_run, force)
+        result = SyncResult(spec.name, run_id, "running", None)
+        try:
+            _run(
+                store,
+                spec,
+                warehouse,
+                destination_class,
+                destination,
+                result,
+                policy,
+                env,
+                dry_run,
+                force,
+                limit,
+            )
+        except (SyncError, DestinationError) as exc:
+            result.status = "failed"
+            result.error = str(exc)
+        except BaseException as exc:
+            result.status = "failed"
+            result.error = f"{type(exc).__name__}: {exc}"
+            _finish_run(store, result)
+            raise
+        _finish_run(store, result)
+    return result
+
+
+def _run(
+    store: StateStore,
+    spec: SyncSpec,
+    warehouse: Warehouse,
+    destination_class: type[Destination],
+    destination: Destination | None,
+    result: SyncResult,
+    policy: RetryPolicy,
+    env: Mapping[str, str] | None,
+    dry_run: bool,
+    force: bool,
+    limit: float,
+) -> None:
+    if dry_run:
+        result.plan = make_plan(store, spec, destination_class)
+        result.status = "dry_run"
+        return
+    if destination is None:
+        config = destination_config(
+            destination_class, spec.options, os.environ if env is None else env
+        )
+        destination = destination_class(config)
+    destination.check_connection()
+    sender = _Sender(destination, store, spec.name, result.run_id, policy)
+    context = RunContext(
+        spec.name,
+        result.run_id,
+        spec.mode,  # type: ignore[arg-type]
+        total_records=0,
+        extra={"key_column": spec.key, "warehouse": warehouse, "options": dict(spec.options)},
+    )
+    started = False
+    succeeded = False
+    try:
+        resends = _inflight(store, spec.name)
+        if resends:
+            destination.start(context)
+            started = True
+            _send_all(
+                sender,
+                [(batch_id, items, False) for batch_id, items in resends],
+                destination_class.max_concurrency,
+            )
+        plan = make_plan(store, spec, destination_class)
+        plan.resends = sum(len(items) for _, items in resends)
+        result.plan = plan
+        reason = None if force else _guard(plan, limit)
+        if reason:
+            result.status = "aborted"
+            result.error = reason
+            return
+        state_tables.forget(store, spec.name, plan.forgotten)
+        erasures = plan.erasures
+        if erasures and not can_remove(destination_class):
+            sender._record_failed(
+                [_Item(p.record, p.customer_id, None) for p in erasures],
+                None,
+                f"erased customer: {destination_class.name} cannot remove records; "
+                "remove them there by hand",
+            )
+            undeliverable = {id(planned) for planned in erasures}
+            plan_records = [p for p in plan.records if id(p) not in undeliverable]
+        else:
+            plan_records = plan.records
+        context.total_records = len(plan_records)
+        if plan_records and not started:
+            destination.start(context)
+            started = True
+        batches = _chunks(plan_records, destination_class.max_batch_size)
+        _send_all(
+            sender,
+            [(uuid.uuid4().hex, items, True) for items in batches],
+            destination_class.max_concurrency,
+        )
+        succeeded = True
+    finally:
+        if started:
+            destination.finish(succeeded)
+        stats = sender.stats
+        result.succeeded, result.failed = stats.succeeded, stats.failed
+        result.requests, result.retries = stats.requests, stats.retries
+        result.rate_limited, result.records_sent = stats.rate_limited, stats.records_sent
+    if result.status == "running":
+        result.status = "partial" if result.failed else "succeeded"

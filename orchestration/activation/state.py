@@ -1,0 +1,426 @@
+"""The activation schema: what each sync last sent, its runs, and every row outcome.
+
+Tables (schema ``activation``, the same names and columns on DuckDB and Postgres):
+
+- ``sync_state``: one row per (sync_name, record_key) the destination has, or was being sent.
+  ``fingerprint`` and ``sent_fields`` describe the last *successful* send (null: never
+  succeeded); ``status`` is ``synced``, ``failed`` or ``sending``; ``attempts`` counts the
+  failures since the last success. ``inflight_*`` is the request that may be carrying the row
+  right now: written before the request leaves, cleared when its outcome is recorded, so after a
+  killed run the engine resends exactly that request, under the same id, before anything else.
+- ``sync_runs``: one row per run, written when it starts and completed when it ends; a run still
+  ``running`` when the next one starts was killed and becomes ``interrupted``.
+- ``sync_row_log``: one row per record outcome per request (succeeded or failed, with the error).
+- ``sync_failed_rows``: the keys whose last attempt failed, with the error; the next run retries
+  them (its diff finds them unsent) and removes them from here when they succeed.
+
+``StateStore`` holds one connection for a run. DuckDB allows one writing process per file, so a
+run holds it from start to end and its requests' outcomes are written through it, one
+transaction per request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from orchestration.warehouse import Warehouse
+
+SCHEMA = "activation"
+
+_COLUMN_TYPES = {
+    "varchar": pa.string(),
+    "integer": pa.int64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us"),
+}
+
+_TABLES = {
+    "sync_state": """
+        sync_name varchar not null,
+        record_key varchar not null,
+        customer_id varchar,
+        status varchar not null,
+        fingerprint varchar,
+        sent_fields varchar,
+        destination_id varchar,
+        last_error varchar,
+        attempts integer not null,
+        inflight_batch varchar,
+        inflight_operation varchar,
+        inflight_fingerprint varchar,
+        inflight_fields varchar,
+        first_sent_at timestamp,
+        last_sent_at timestamp,
+        updated_at timestamp not null,
+        last_run_id varchar not null
+    """,
+    "sync_runs": """
+        run_id varchar not null,
+        sync_name varchar not null,
+        audience varchar not null,
+        destination varchar not null,
+        mode varchar not null,
+        status varchar not null,
+        dry_run boolean not null,
+        forced boolean not null,
+        started_at timestamp not null,
+        finished_at timestamp,
+        source_rows bigint,
+        planned_adds bigint,
+        planned_changes bigint,
+        planned_removes bigint,
+        planned_resends bigint,
+        records_sent bigint,
+        succeeded bigint,
+        failed bigint,
+        requests bigint,
+        retries bigint,
+        rate_limited bigint,
+        error varchar
+    """,
+    "sync_row_log": """
+        run_id varchar not null,
+        sync_name varchar not null,
+        record_key varchar not null,
+        operation varchar not null,
+        status varchar not null,
+        destination_id varchar,
+        error varchar,
+        batch_id varchar,
+        logged_at timestamp not null
+    """,
+    "sync_failed_rows": """
+        sync_name varchar not null,
+        record_key varchar not null,
+        operation varchar not null,
+        error varchar,
+        attempts integer not null,
+        first_failed_at timestamp not null,
+        last_failed_at timestamp not null,
+        last_run_id varchar not null
+    """,
+}
+# Postgres finds a key's row by index; DuckDB's hash joins need none (and its unique indexes
+# refuse a delete and re-insert of one key in a transaction).
+_POSTGRES_INDEXES = (
+    "create unique index if not exists sync_state_key on activation.sync_state "
+    "(sync_name, record_key)",
+    "create unique index if not exists sync_failed_rows_key on activation.sync_failed_rows "
+    "(sync_name, record_key)",
+    "create index if not exists sync_row_log_run on activation.sync_row_log (run_id)",
+)
+
+
+def utc_now() -> datetime:
+    """Now as a naive UTC timestamp, how every activation table stores time."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class StateStore:
+    """One open warehouse connection with the helpers the engine needs; thread-safe by a lock."""
+
+    def __init__(self, con: Any, is_duckdb: bool) -> None:
+        self.con = con
+        self.is_duckdb = is_duckdb
+        self.lock = threading.RLock()
+        self._registered: list[str] = []
+
+    @classmethod
+    @contextmanager
+    def open(cls, warehouse: Warehouse) -> Iterator[StateStore]:
+        if warehouse.duckdb_path is not None:
+            with warehouse.duckdb_connection() as con:
+                yield cls(con, is_duckdb=True)
+            return
+        with warehouse.postgres_connection() as con:
+            con.autocommit = True
+            yield cls(con, is_duckdb=False)
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.is_duckdb else sql.replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.lock:
+            self.con.execute(self._sql(sql), list(params) if params else None)
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.lock:
+            cursor = self.con.execute(self._sql(sql), list(params) if params else None)
+            return cursor.fetchall()
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """A query's rows as an Arrow table (DuckDB natively; Postgres through its rows)."""
+        with self.lock:
+            if self.is_duckdb:
+                return self.con.execute(sql, list(params) if params else None).to_arrow_table()
+            cursor = self.con.execute(self._sql(sql), list(params) if params else None)
+            names = [column.name for column in cursor.description]
+            rows = cursor.fetchall()
+            return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.lock:
+            if self.is_duckdb:
+                self.con.execute("begin transaction")
+                try:
+                    yield
+                except BaseException:
+                    self.con.execute("rollback")
+                    raise
+                else:
+                    self.con.execute("commit")
+                finally:
+                    for name in self._registered:
+                        self.con.unregister(name)
+                    self._registered.clear()
+                return
+            with self.con.transaction():
+                yield
+
+    def load(self, name: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple]) -> None:
+        """Make ``rows`` queryable as table ``name`` until the current transaction ends."""
+        if self.is_duckdb:
+            arrays = {
+                column: pa.array([row[i] for row in rows], type=_COLUMN_TYPES[kind])
+                for i, (column, kind) in enumerate(columns)
+            }
+            self.con.register(name, pa.table(arrays))
+            self._registered.append(name)
+            return
+        ddl = ", ".join(f"{column} {kind}" for column, kind in columns)
+        self.con.execute(f"create temporary table {name} ({ddl}) on commit drop")
+        with self.con.cursor() as cursor, cursor.copy(f"copy {name} from stdin") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def ensure_tables(self) -> None:
+        with self.transaction():
+            self.con.execute(f"create schema if not exists {SCHEMA}")
+            for table, columns in _TABLES.items():
+                self.con.execute(f"create table if not exists {SCHEMA}.{table} ({columns})")
+            if not self.is_duckdb:
+                for statement in _POSTGRES_INDEXES:
+                    self.con.execute(statement)
+
+    def relation_exists(self, schema: str, table: str) -> bool:
+        rows = self.fetch(
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
+            [schema, table],
+        )
+        return rows[0][0] > 0
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        rows = self.fetch(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [schema, table],
+        )
+        return [row[0] for row in rows]
+
+
+_INFLIGHT_COLUMNS = (
+    ("record_key", "varchar"),
+    ("customer_id", "varchar"),
+    ("operation", "varchar"),
+    ("fingerprint", "varchar"),
+    ("fields", "varchar"),
+)
+_OUTCOME_COLUMNS = (
+    ("record_key", "varchar"),
+    ("operation", "varchar"),
+    ("status", "varchar"),
+    ("destination_id", "varchar"),
+    ("error", "varchar"),
+)
+
+
+def mark_inflight(
+    store: StateStore,
+    sync_name: str,
+    run_id: str,
+    batch_id: str,
+    rows: Sequence[tuple[str, str | None, str, str | None, str]],
+) -> None:
+    """Record that request ``batch_id`` is about to carry ``rows``.
+
+    Each row is (record_key, customer_id, operation, fingerprint, fields as JSON); keys new to
+    the sync get a ``sending`` state row.
+    """
+    now = utc_now()
+    with store.transaction():
+        store.load("inflight_rows", _INFLIGHT_COLUMNS, rows)
+        store.execute(
+            """
+            update activation.sync_state as state
+            set inflight_batch = ?,
+                inflight_operation = incoming.operation,
+                inflight_fingerprint = incoming.fingerprint,
+                inflight_fields = incoming.fields,
+                customer_id = coalesce(incoming.customer_id, state.customer_id),
+                updated_at = ?,
+                last_run_id = ?
+            from inflight_rows as incoming
+            where state.sync_name = ? and state.record_key = incoming.record_key
+            """,
+            [batch_id, now, run_id, sync_name],
+        )
+        store.execute(
+            """
+            insert into activation.sync_state (
+                sync_name, record_key, customer_id, status, attempts, inflight_batch,
+                inflight_operation, inflight_fingerprint, inflight_fields, updated_at, last_run_id
+            )
+            select ?, incoming.record_key, incoming.customer_id, 'sending', 0, ?,
+                incoming.operation, incoming.fingerprint, incoming.fields, ?, ?
+            from inflight_rows as incoming
+            where not exists (
+                select 1 from activation.sync_state as state
+                where state.sync_name = ? and state.record_key = incoming.record_key
+            )
+            """,
+            [sync_name, batch_id, now, run_id, sync_name],
+        )
+
+
+def record_outcomes(
+    store: StateStore,
+    sync_name: str,
+    run_id: str,
+    batch_id: str | None,
+    rows: Sequence[tuple[str, str, str, str | None, str | None]],
+) -> None:
+    """Record one request's outcomes in one transaction: the row log, the state, failed rows.
+
+    Each row is (record_key, operation, 'succeeded' | 'failed', destination_id, error). A
+    successful remove deletes the key's state; a successful add or change makes the in-flight
+    fields the sent ones; a failure keeps what was last sent and counts the attempt.
+    """
+    now = utc_now()
+    with store.transaction():
+        store.load("outcome_rows", _OUTCOME_COLUMNS, rows)
+        store.execute(
+            """
+            insert into activation.sync_row_log (
+                run_id, sync_name, record_key, operation, status, destination_id, error,
+                batch_id, logged_at
+            )
+            select ?, ?, record_key, operation, status, destination_id, error, ?, ?
+            from outcome_rows
+            """,
+            [run_id, sync_name, batch_id, now],
+        )
+        store.execute(
+            """
+            update activation.sync_state as state
+            set status = 'synced',
+                fingerprint = state.inflight_fingerprint,
+                sent_fields = state.inflight_fields,
+                destination_id = coalesce(outcome.destination_id, state.destination_id),
+                last_error = null,
+                attempts = 0,
+                inflight_batch = null,
+                inflight_operation = null,
+                inflight_fingerprint = null,
+                inflight_fields = null,
+                first_sent_at = coalesce(state.first_sent_at, ?),
+                last_sent_at = ?,
+                updated_at = ?,
+                last_run_id = ?
+            from outcome_rows as outcome
+            where state.sync_name = ? and state.record_key = outcome.record_key
+                and outcome.status = 'succeeded' and outcome.operation <> 'remove'
+            """,
+            [now, now, now, run_id, sync_name],
+        )
+        store.execute(
+            """
+            delete from activation.sync_state
+            where sync_name = ? and record_key in (
+                select record_key from outcome_rows
+                where status = 'succeeded' and operation = 'remove'
+            )
+            """,
+            [sync_name],
+        )
+        store.execute(
+            """
+            update activation.sync_state as state
+            set status = 'failed',
+                last_error = outcome.error,
+                attempts = state.attempts + 1,
+                inflight_batch = null,
+                inflight_operation = null,
+                inflight_fingerprint = null,
+                inflight_fields = null,
+                updated_at = ?,
+                last_run_id = ?
+            from outcome_rows as outcome
+            where state.sync_name = ? and state.record_key = outcome.record_key
+                and outcome.status = 'failed'
+            """,
+            [now, run_id, sync_name],
+        )
+        _refresh_failed_rows(store, sync_name, run_id, now)
+
+
+def _refresh_failed_rows(store: StateStore, sync_name: str, run_id: str, now: datetime) -> None:
+    store.execute(
+        """
+        insert into activation.sync_failed_rows (
+            sync_name, record_key, operation, error, attempts, first_failed_at,
+            last_failed_at, last_run_id
+        )
+        select ?, outcome.record_key, outcome.operation, outcome.error, 0, ?, ?, ?
+        from outcome_rows as outcome
+        where outcome.status = 'failed' and not exists (
+            select 1 from activation.sync_failed_rows as failed
+            where failed.sync_name = ? and failed.record_key = outcome.record_key
+        )
+        """,
+        [sync_name, now, now, run_id, sync_name],
+    )
+    store.execute(
+        """
+        update activation.sync_failed_rows as failed
+        set operation = outcome.operation,
+            error = outcome.error,
+            attempts = failed.attempts + 1,
+            last_failed_at = ?,
+            last_run_id = ?
+        from outcome_rows as outcome
+        where failed.sync_name = ? and failed.record_key = outcome.record_key
+            and outcome.status = 'failed'
+        """,
+        [now, run_id, sync_name],
+    )
+    store.execute(
+        """
+        delete from activation.sync_failed_rows
+        where sync_name = ? and record_key in (
+            select record_key from outcome_rows where status = 'succeeded'
+        )
+        """,
+        [sync_name],
+    )
+
+
+def forget(store: StateStore, sync_name: str, keys: Sequence[str]) -> None:
+    """Drop state (and failed rows) of keys the destination never received and no longer needs."""
+    if not keys:
+        return
+    with store.transaction():
+        store.load("forgotten_rows", (("record_key", "varchar"),), [(key,) for key in keys])
+        for table in ("sync_state", "sync_failed_rows"):
+            store.execute(
+                f"delete from activation.{table} where sync_name = ? "
+                "and record_key in (select record_key from forgotten_rows)",
+                [sync_name],
+            )
