@@ -3,6 +3,7 @@ sends, and how each API answer becomes a per-row outcome or a whole-request erro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,9 +19,11 @@ from orchestration.activation.destination import (
     TransientError,
 )
 from orchestration.activation.destinations.hubspot import HubSpot, HubSpotConfig
+from orchestration.activation.destinations.salesforce import Salesforce, SalesforceConfig
 from orchestration.activation.emulators import Faults
 from orchestration.activation.emulators.base import Request, Response, route
 from orchestration.activation.emulators.hubspot import CONTACTS, HubSpotEmulator
+from orchestration.activation.emulators.salesforce import SalesforceEmulator
 
 TOKEN = "test-token"
 
@@ -305,3 +308,174 @@ def test_hubspot_token_cannot_come_from_the_sync_options():
     config = HubSpotConfig.from_env({"list_id": "7"}, {"TESSERA_HUBSPOT_TOKEN": "t"})
     assert config.base_url == "https://api.hubapi.com"
     assert config.list_id == "7"
+
+
+class SalesforceWithQuery(SalesforceEmulator):
+    """The Salesforce emulator plus the one SOQL shape removals use to find record ids:
+    ``SELECT Id, <field> FROM <object> WHERE <field> IN ('a', 'b')``."""
+
+    def routes(self):
+        return [route("GET", r"/services/data/v\d+\.\d/query/?", self._query), *super().routes()]
+
+    def _query(self, request: Request) -> Response:
+        soql = request.query_value("q") or ""
+        found = re.fullmatch(r"SELECT Id, (\w+) FROM (\w+) WHERE (\w+) IN \((.*)\)", soql)
+        assert found and found.group(1) == found.group(3), soql
+        field, sobject, values = found.group(1), found.group(2), found.group(4)
+        wanted = {
+            re.sub(r"\\(.)", r"\1", value) for value in re.findall(r"'((?:[^'\\]|\\.)*)'", values)
+        }
+        rows = [
+            {"attributes": {"type": sobject}, "Id": record["Id"], field: record.get(field)}
+            for record in self.records.get(sobject, {}).values()
+            if record.get(field) in wanted
+        ]
+        return Response(200, {"totalSize": len(rows), "done": True, "records": rows})
+
+
+def salesforce_for(emulator: SalesforceEmulator, total: int = 0, **options: Any) -> Salesforce:
+    env = {"TESSERA_SALESFORCE_BASE_URL": emulator.base_url, "TESSERA_SALESFORCE_TOKEN": TOKEN}
+    settings = {"external_id_field": "Tessera_Id__c", "bulk_poll_seconds": 0, **options}
+    destination = Salesforce(SalesforceConfig.from_env(settings, env))
+    destination.start(run(total=total))
+    return destination
+
+
+@pytest.fixture
+def salesforce_api() -> Iterator[SalesforceWithQuery]:
+    with SalesforceWithQuery(token=TOKEN) as emulator:
+        yield emulator
+
+
+def people(n: int, start: int = 0) -> list[Record]:
+    return [
+        add(f"c-{i}", Email=f"person{i}@example.com", LastName=f"Person{i}")
+        for i in range(start, start + n)
+    ]
+
+
+def test_salesforce_upsert_by_external_id_creates_then_updates(salesforce_api):
+    destination = salesforce_for(salesforce_api)
+
+    first = destination.write(people(3))
+    second = destination.write([Record("c-2", "change", {"LastName": "Renamed"})])
+
+    assert [o.succeeded for o in first.outcomes] == [True, True, True]
+    assert len(salesforce_api.records["Contact"]) == 3
+    assert second.outcomes[0].destination_id == first.outcomes[2].destination_id
+    record = salesforce_api.record_by("Contact", "Tessera_Id__c", "c-2")
+    assert record["LastName"] == "Renamed"
+    assert record["Email"] == "person2@example.com"
+
+
+def test_salesforce_per_row_errors_come_back_in_order(salesforce_api):
+    batch = [*people(1), add("c-1", Email="no-last-name@example.com"), *people(1, start=2)]
+
+    result = salesforce_for(salesforce_api).write(batch)
+
+    assert [o.key for o in result.outcomes] == ["c-0", "c-1", "c-2"]
+    assert [o.succeeded for o in result.outcomes] == [True, False, True]
+    assert result.outcomes[1].error.startswith("REQUIRED_FIELD_MISSING")
+    assert len(salesforce_api.records["Contact"]) == 2
+
+
+def test_salesforce_batches_of_200_pass_and_the_api_refuses_201(salesforce_api):
+    destination = salesforce_for(salesforce_api)
+
+    assert Salesforce.max_batch_size == 200
+    assert len(destination.write(people(200)).succeeded) == 200
+    with pytest.raises(BatchRejected, match="EXCEEDED_ID_LIMIT"):
+        destination.write(people(201, start=200))
+    assert len(salesforce_api.records["Contact"]) == 200
+
+
+def test_salesforce_throttling_403_is_rate_limited_and_the_daily_limit_is_permanent():
+    faults = Faults(rate_limit=1.0, retry_after=4)
+    with SalesforceWithQuery(token=TOKEN, faults=faults) as api:
+        with pytest.raises(RateLimited, match="ConcurrentPerOrgLongTxn") as raised:
+            salesforce_for(api).write(people(1))
+    assert raised.value.retry_after == 4.0
+    with SalesforceWithQuery(token=TOKEN, daily_limit=1) as api:
+        destination = salesforce_for(api)
+        destination.write(people(1))
+        with pytest.raises(PermanentError, match="TotalRequests Limit exceeded"):
+            destination.write(people(1, start=1))
+    assert len(api.records["Contact"]) == 1
+
+
+def test_salesforce_wrong_token_and_unknown_external_id_field_are_permanent(salesforce_api):
+    env = {
+        "TESSERA_SALESFORCE_BASE_URL": salesforce_api.base_url,
+        "TESSERA_SALESFORCE_TOKEN": "expired-abc",
+    }
+    config = SalesforceConfig.from_env({"external_id_field": "Tessera_Id__c"}, env)
+    with pytest.raises(PermanentError, match="TESSERA_SALESFORCE_TOKEN") as raised:
+        Salesforce(config).check_connection()
+    assert "expired-abc" not in str(raised.value)
+    with pytest.raises(PermanentError, match="NOT_FOUND"):
+        salesforce_for(salesforce_api, external_id_field="Email").write(people(1))
+
+
+def test_salesforce_server_errors_are_transient():
+    with SalesforceWithQuery(token=TOKEN, faults=Faults(server_error=1.0)) as api:
+        with pytest.raises(TransientError, match="SERVER_UNAVAILABLE"):
+            salesforce_for(api).write(people(1))
+
+
+def test_salesforce_remove_deletes_by_id_found_through_the_external_id(salesforce_api):
+    destination = salesforce_for(salesforce_api)
+    destination.write(people(3))
+
+    result = destination.write(
+        [remove("c-0"), remove("c-2", LastName="Person2"), remove("never-sent")]
+    )
+
+    assert [o.succeeded for o in result.outcomes] == [True, True, True]
+    assert [r["Tessera_Id__c"] for r in salesforce_api.records["Contact"].values()] == ["c-1"]
+    assert salesforce_api.request_count(method="DELETE") == 1
+
+
+def test_salesforce_external_id_with_a_quote_is_escaped_in_soql(salesforce_api):
+    destination = salesforce_for(salesforce_api)
+    destination.write([add("o'brien", LastName="OBrien")])
+
+    result = destination.write([remove("o'brien")])
+
+    assert result.outcomes[0].succeeded
+    assert salesforce_api.records["Contact"] == {}
+
+
+def test_salesforce_large_run_goes_through_one_bulk_job_matched_by_external_id(salesforce_api):
+    destination = salesforce_for(salesforce_api, total=500, bulk_threshold=300)
+    batch = [*people(499), add("c-bad", Email="bad@example.com")]  # no LastName
+
+    assert destination.max_batch_size == 10_000
+    result = destination.write(batch)
+
+    assert len(salesforce_api.jobs) == 1
+    job = next(iter(salesforce_api.jobs.values()))
+    assert job.state == "JobComplete"
+    assert len(result.succeeded) == 499
+    assert [o.key for o in result.failed] == ["c-bad"]
+    assert "REQUIRED_FIELD_MISSING" in result.failed[0].error
+    by_key = {o.key: o.destination_id for o in result.outcomes}
+    assert by_key["c-7"] == salesforce_api.record_by("Contact", "Tessera_Id__c", "c-7")["Id"]
+    assert salesforce_api.request_count(method="PATCH") == 1  # closing the job, no collections
+
+
+def test_salesforce_bulk_job_still_running_after_the_bounded_wait_is_aborted_and_transient():
+    with SalesforceWithQuery(token=TOKEN, bulk_polls=1_000) as api:
+        destination = salesforce_for(api, total=500, bulk_threshold=300, bulk_max_wait_seconds=0)
+        with pytest.raises(TransientError, match="still InProgress after 0 s"):
+            destination.write(people(400))
+        assert [job.state for job in api.jobs.values()] == ["Aborted"]
+        assert api.records.get("Contact", {}) == {}
+
+
+def test_salesforce_small_run_never_creates_a_bulk_job(salesforce_api):
+    destination = salesforce_for(salesforce_api, total=150)
+
+    destination.write(people(150))
+
+    assert salesforce_api.jobs == {}
+    assert destination.max_batch_size == 200
