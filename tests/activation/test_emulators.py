@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from pydantic import ValidationError
 
 from orchestration.activation.emulators import Faults, RateLimit
 from orchestration.activation.emulators.google import GoogleEmulator
@@ -1030,3 +1034,47 @@ def test_google_server_error_fault_answers_503_unavailable():
 
     assert response.status_code == 503
     assert response.json()["error"]["status"] == "UNAVAILABLE"
+
+
+# Shared behaviour
+
+
+def test_concurrent_upserts_from_8_threads_create_each_contact_exactly_once(hubspot):
+    def send(thread: int) -> list[bool]:
+        inputs = [_upsert_input(f"p{n}@x.com", f"t{thread}-{n}") for n in range(50)]
+        body = _hubspot(hubspot, "POST", UPSERT, {"inputs": inputs}).json()
+        return [result["new"] for result in body["results"]]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        flags = [flag for answer in pool.map(send, range(8)) for flag in answer]
+
+    assert len(hubspot.contacts) == 50
+    assert flags.count(True) == 50
+    assert flags.count(False) == 350
+    assert hubspot.request_count(UPSERT) == 8
+
+
+def test_faults_refuse_a_probability_above_one_when_changed_at_runtime(hubspot):
+    with pytest.raises(ValidationError):
+        hubspot.faults.rate_limit = 1.5
+    with pytest.raises(ValidationError):
+        hubspot.set_faults(server_error=-0.1)
+
+    assert hubspot.faults.rate_limit == 0.0
+
+
+def test_command_line_prints_the_base_url_of_a_running_emulator():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.activation.emulators", "google", "--token", "t"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base_url = process.stdout.readline().strip()
+        response = requests.post(base_url + INGEST, json={}, timeout=5)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+    assert base_url.startswith("http://127.0.0.1:")
+    assert response.status_code == 401
