@@ -2,19 +2,20 @@
     first such row as evidence (so every merge can be explained) and how often the pair was seen.
     Pairs come from identity_observations: two identifiers on one row, ordered by type name.
 
-    Incremental: the pre-hooks delete the pairs touching an identifier whose evidence changed
-    (identity_changed_identifiers); the run re-derives exactly those pairs from every row holding
-    such an identifier. Pairs between two untouched identifiers lie on untouched rows only, so
-    they stand as stored. -#}
+    Incremental: only rows loaded since this model last ran (loaded_at after the newest updated_at
+    here) are paired, and their pairs are merged into the stored ones: counts added, the earliest
+    evidence kept. A stored pair was derived from rows loaded no later than its updated_at, so no
+    row is counted twice. Pairs with an end among the identifiers of observations retracted since
+    then are derived again from every row still holding that identifier; a stored pair left with
+    no evidence is written back with evidence_count 0 for the post-hook to delete. A first build
+    is the same query over an empty store. -#}
 {{ config(
     materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['identifier_type_a', 'identifier_value_a', 'identifier_type_b', 'identifier_value_b'],
     on_schema_change='fail',
-    pre_hook=[
-        "{{ tessera.delete_changed_edges('a') }}",
-        "{{ tessera.delete_changed_edges('b') }}",
-    ],
+    post_hook="delete from {{ this }} where evidence_count = 0",
 ) }}
--- depends_on: {{ ref('identity_changed_identifiers') }}
 
 with
 
@@ -22,54 +23,144 @@ observations as (
     select * from {{ ref('identity_observations') }}
 ),
 
-row_observations as (
-    select observations.*
-    from observations
+retracted_observations as (
+    select * from {{ ref('identity_retracted_observations') }}
+),
+
+stored_edges as (
     {%- if is_incremental() %}
-    where exists (
-        select 1
-        from {{ ref('identity_observations') }} as held
-        inner join {{ ref('identity_changed_identifiers') }} as changed
-            on
-                held.identifier_type = changed.identifier_type
-                and held.identifier_value = changed.identifier_value
-        where
-            held.source_table = observations.source_table
-            and held.source_row_id = observations.source_row_id
-    )
+        select * from {{ this }}
+    {%- else %}
+        select
+            cast(null as {{ dbt.type_string() }}) as identifier_type_a,
+            cast(null as {{ dbt.type_string() }}) as identifier_value_a,
+            cast(null as {{ dbt.type_string() }}) as identifier_type_b,
+            cast(null as {{ dbt.type_string() }}) as identifier_value_b,
+            cast(null as {{ dbt.type_string() }}) as first_source_table,
+            cast(null as {{ dbt.type_string() }}) as first_source_row_id,
+            cast(null as {{ dbt.type_timestamp() }}) as first_observed_at,
+            cast(null as {{ dbt.type_timestamp() }}) as last_observed_at,
+            cast(null as {{ dbt.type_bigint() }}) as evidence_count,
+            cast(null as {{ dbt.type_timestamp() }}) as updated_at
+        where 1 = 0
     {%- endif %}
 ),
 
-pairs as (
-    select
-        first_end.identifier_type as identifier_type_a,
-        first_end.identifier_value as identifier_value_a,
-        second_end.identifier_type as identifier_type_b,
-        second_end.identifier_value as identifier_value_b,
-        first_end.source_table,
-        first_end.source_row_id,
-        first_end.observed_at
-    from row_observations as first_end
-    inner join row_observations as second_end
-        on
-            first_end.source_table = second_end.source_table
-            and first_end.source_row_id = second_end.source_row_id
-            and first_end.identifier_type < second_end.identifier_type
-    {%- if is_incremental() %}
+watermark as (
+    select max(updated_at) as processed_through from stored_edges
+),
+
+fresh_observations as (
+    select observations.*
+    from observations
+    cross join watermark
     where
-        exists (
-            select 1 from {{ ref('identity_changed_identifiers') }} as changed
-            where
-                changed.identifier_type = first_end.identifier_type
-                and changed.identifier_value = first_end.identifier_value
-        )
-        or exists (
-            select 1 from {{ ref('identity_changed_identifiers') }} as changed
-            where
-                changed.identifier_type = second_end.identifier_type
-                and changed.identifier_value = second_end.identifier_value
-        )
-    {%- endif %}
+        watermark.processed_through is null
+        or observations.loaded_at > watermark.processed_through
+),
+
+retracted_identifiers as (
+    select distinct
+        retracted_observations.identifier_type,
+        retracted_observations.identifier_value
+    from retracted_observations
+    cross join watermark
+    where retracted_observations.retracted_at > watermark.processed_through
+),
+
+rederived_rows as (
+    select distinct
+        observations.source_table,
+        observations.source_row_id
+    from observations
+    inner join retracted_identifiers
+        on
+            observations.identifier_type = retracted_identifiers.identifier_type
+            and observations.identifier_value = retracted_identifiers.identifier_value
+),
+
+rederived_observations as (
+    select observations.*
+    from observations
+    inner join rederived_rows
+        on
+            observations.source_table = rederived_rows.source_table
+            and observations.source_row_id = rederived_rows.source_row_id
+),
+
+candidate_pairs as (
+    select
+        fresh_pairs.*,
+        'fresh' as origin
+    from ({{ tessera.identifier_row_pairs('fresh_observations') }}) as fresh_pairs
+    union all
+    select
+        rederived_pairs.*,
+        'rederived' as origin
+    from ({{ tessera.identifier_row_pairs('rederived_observations') }}) as rederived_pairs
+    union all
+    select
+        identifier_type_a,
+        identifier_value_a,
+        identifier_type_b,
+        identifier_value_b,
+        first_source_table as source_table,
+        first_source_row_id as source_row_id,
+        first_observed_at as observed_at,
+        last_observed_at,
+        evidence_count,
+        'stored' as origin
+    from stored_edges
+),
+
+flagged_pairs as (
+    select
+        candidate_pairs.*,
+        coalesce(
+            retracted_a.identifier_type is not null or retracted_b.identifier_type is not null,
+            false
+        ) as has_retracted_end
+    from candidate_pairs
+    left join retracted_identifiers as retracted_a
+        on
+            candidate_pairs.identifier_type_a = retracted_a.identifier_type
+            and candidate_pairs.identifier_value_a = retracted_a.identifier_value
+    left join retracted_identifiers as retracted_b
+        on
+            candidate_pairs.identifier_type_b = retracted_b.identifier_type
+            and candidate_pairs.identifier_value_b = retracted_b.identifier_value
+),
+
+fresh_evidence as (
+    select * from flagged_pairs
+    where origin = 'fresh' and not has_retracted_end
+),
+
+fresh_keys as (
+    select distinct
+        identifier_type_a,
+        identifier_value_a,
+        identifier_type_b,
+        identifier_value_b
+    from fresh_evidence
+),
+
+{# The new evidence, the stored summary of every pair it adds to, and the pairs derived again. #}
+evidence as (
+    select * from fresh_evidence
+    union all
+    select flagged_pairs.*
+    from flagged_pairs
+    inner join fresh_keys
+        on
+            flagged_pairs.identifier_type_a = fresh_keys.identifier_type_a
+            and flagged_pairs.identifier_value_a = fresh_keys.identifier_value_a
+            and flagged_pairs.identifier_type_b = fresh_keys.identifier_type_b
+            and flagged_pairs.identifier_value_b = fresh_keys.identifier_value_b
+    where flagged_pairs.origin = 'stored'
+    union all
+    select * from flagged_pairs
+    where origin = 'rederived' and has_retracted_end
 ),
 
 numbered as (
@@ -80,18 +171,18 @@ numbered as (
                 identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
             order by observed_at, source_table, source_row_id
         ) as evidence_rank,
-        count(*) over (
+        sum(evidence_count) over (
             partition by
                 identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
-        ) as evidence_count,
-        max(observed_at) over (
+        ) as total_evidence,
+        max(last_observed_at) over (
             partition by
                 identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
-        ) as last_observed_at
-    from pairs
+        ) as latest_observed_at
+    from evidence
 ),
 
-final as (
+merged as (
     select
         identifier_type_a,
         identifier_value_a,
@@ -100,11 +191,43 @@ final as (
         source_table as first_source_table,
         source_row_id as first_source_row_id,
         observed_at as first_observed_at,
-        last_observed_at,
-        evidence_count,
+        latest_observed_at as last_observed_at,
+        cast(total_evidence as {{ dbt.type_bigint() }}) as evidence_count,
         {{ tessera.run_timestamp() }} as updated_at
     from numbered
     where evidence_rank = 1
+),
+
+{# Stored pairs whose every row was retracted: written with no evidence, then deleted. #}
+emptied as (
+    select
+        flagged_pairs.identifier_type_a,
+        flagged_pairs.identifier_value_a,
+        flagged_pairs.identifier_type_b,
+        flagged_pairs.identifier_value_b,
+        flagged_pairs.source_table as first_source_table,
+        flagged_pairs.source_row_id as first_source_row_id,
+        flagged_pairs.observed_at as first_observed_at,
+        flagged_pairs.last_observed_at,
+        cast(0 as {{ dbt.type_bigint() }}) as evidence_count,
+        {{ tessera.run_timestamp() }} as updated_at
+    from flagged_pairs
+    left join merged
+        on
+            flagged_pairs.identifier_type_a = merged.identifier_type_a
+            and flagged_pairs.identifier_value_a = merged.identifier_value_a
+            and flagged_pairs.identifier_type_b = merged.identifier_type_b
+            and flagged_pairs.identifier_value_b = merged.identifier_value_b
+    where
+        flagged_pairs.origin = 'stored'
+        and flagged_pairs.has_retracted_end
+        and merged.identifier_type_a is null
+),
+
+final as (
+    select * from merged
+    union all
+    select * from emptied
 )
 
 select * from final

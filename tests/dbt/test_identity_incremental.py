@@ -150,4 +150,3 @@ def test_a_run_with_no_new_rows_changes_no_stored_evidence(tmp_path: Path) -> No
     # Nothing was re-derived: every row still carries the first run's stamp.
     assert warehouse.query(stamps)[0][0] == 1
     assert warehouse.query(edge_stamps)[0][0] == 1
-    assert warehouse.query("select count(*) from identity.identity_changed_identifiers") == [(0,)]
