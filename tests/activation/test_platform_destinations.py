@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from orchestration.activation.config import SyncSpec
 from orchestration.activation.destination import (
     BatchRejected,
     PermanentError,
@@ -24,6 +25,8 @@ from orchestration.activation.emulators import Faults
 from orchestration.activation.emulators.base import Request, Response, route
 from orchestration.activation.emulators.hubspot import CONTACTS, HubSpotEmulator
 from orchestration.activation.emulators.salesforce import SalesforceEmulator
+from orchestration.activation.engine import RetryPolicy, SyncResult, run_sync
+from tests.activation.sync_support import Sleeps, make_warehouse, members, spec, write_audience
 
 TOKEN = "test-token"
 
@@ -479,3 +482,157 @@ def test_salesforce_small_run_never_creates_a_bulk_job(salesforce_api):
 
     assert salesforce_api.jobs == {}
     assert destination.max_batch_size == 200
+
+
+# End to end: audiences synced through the engine to each emulator, with faults injected.
+
+# 20% of write requests fail whole (throttled, 5xx, or timed out after the write landed) and 10%
+# of rows fail. The connection check is left alone: the engine does not retry it.
+E2E_FAULTS = Faults(
+    rate_limit=0.07,
+    server_error=0.07,
+    timeout=0.06,
+    partial_failure=0.1,
+    retry_after=0,
+    timeout_seconds=1.0,
+    timeout_processed=True,
+    seed=11,
+)
+
+
+@pytest.fixture
+def warehouse(request, tmp_path_factory):
+    return make_warehouse(request, tmp_path_factory, "duckdb")
+
+
+def settle(sync: SyncSpec, warehouse, destination: type, env: dict[str, str]) -> list[SyncResult]:
+    """Run the sync until a run fails no row: faulted rows are resent by the next run."""
+    results = []
+    for _ in range(8):
+        result = run_sync(
+            sync,
+            warehouse,
+            {destination.name: destination},
+            env=env,
+            policy=RetryPolicy(sleep=Sleeps(), max_retries=10),
+            dbt_vars={"tessera_sync_max_delete_fraction": 1},
+        )
+        results.append(result)
+        if result.status == "succeeded" and result.failed == 0:
+            return results
+    raise AssertionError(f"no clean run in 8: {[r.format() for r in results]}")
+
+
+E2E_MEMBERS = 250
+WHOLE_REQUEST_FAULTS = ("rate_limit", "server_error", "timeout")
+
+
+def e2e_audience() -> list[dict[str, Any]]:
+    """250 members, the first 10 without consent: several requests per run, so whole-request
+    faults land as well as row failures."""
+    rows = members(E2E_MEMBERS)
+    for row in rows[:10]:
+        row["has_consent_email_marketing"] = False
+    return rows
+
+
+def audience_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Twenty consenting members leave, thirty join, fifteen change their first name."""
+    kept = rows[:10] + rows[30:]
+    for row in kept[10:25]:
+        row["first_name"] += "-renamed"
+    return kept + members(30, start=1000)
+
+
+def test_hubspot_list_synced_through_the_engine_with_faults_equals_the_audience(warehouse):
+    rows = e2e_audience()
+    faults = E2E_FAULTS.model_copy(update={"paths": (CONTACTS + "/batch/", "/crm/v3/lists/1/")})
+    with HubSpotWithBatchRead(token=TOKEN, faults=faults) as api:
+        list_id = make_list(api)
+        env = {
+            "TESSERA_HUBSPOT_BASE_URL": api.base_url,
+            "TESSERA_HUBSPOT_TOKEN": TOKEN,
+            "TESSERA_HUBSPOT_TIMEOUT_SECONDS": "0.5",
+        }
+        sync = spec(destination="hubspot", mode="mirror", options={"list_id": list_id})
+
+        def listed() -> dict[str, str]:
+            return {
+                api.contacts[i].properties["email"]: api.contacts[i].properties["firstname"]
+                for i in api.list_members(list_id)
+            }
+
+        write_audience(warehouse, rows)
+        first = settle(sync, warehouse, HubSpot, env)
+        assert listed() == {r["email"]: r["first_name"] for r in rows[10:]}
+
+        rows = audience_changes(rows)
+        write_audience(warehouse, rows)
+        settle(sync, warehouse, HubSpot, env)
+        assert listed() == {
+            r["email"]: r["first_name"] for r in rows if r["has_consent_email_marketing"]
+        }
+        emails = [c.properties["email"] for c in api.contacts.values()]
+        # Members who left the list keep their contact; nobody was created twice.
+        assert len(emails) == len(set(emails)) == 240 + 30
+
+        injected = dict(api.injected_faults)
+        api.set_faults(rate_limit=0, server_error=0, timeout=0, partial_failure=0)
+        api.clear_log()
+        unchanged = settle(sync, warehouse, HubSpot, env)
+        sent = [(entry.method, entry.path) for entry in api.log]
+
+    assert injected["partial_failure"] > 0
+    assert sum(injected.get(kind, 0) for kind in WHOLE_REQUEST_FAULTS) > 0, injected
+    assert len(first) > 1  # faulted rows needed another run
+    assert unchanged[0].requests == 0
+    # Only the connection check reads: the contacts endpoint and the list.
+    assert sent == [("GET", "/crm/v3/objects/contacts"), ("GET", f"/crm/v3/lists/{list_id}")]
+
+
+def test_salesforce_mirror_through_the_engine_with_faults_equals_the_audience(warehouse):
+    rows = e2e_audience()
+    faults = E2E_FAULTS.model_copy(update={"paths": ("/services/data/v62.0/composite/",)})
+    with SalesforceWithQuery(token=TOKEN, faults=faults) as api:
+        env = {
+            "TESSERA_SALESFORCE_BASE_URL": api.base_url,
+            "TESSERA_SALESFORCE_TOKEN": TOKEN,
+            "TESSERA_SALESFORCE_TIMEOUT_SECONDS": "0.5",
+        }
+        sync = spec(
+            destination="salesforce",
+            mode="mirror",
+            fields={"Email": "email", "LastName": "first_name"},
+            options={"external_id_field": "Tessera_Id__c"},
+        )
+
+        def held() -> dict[str, tuple[str, str]]:
+            return {
+                r["Tessera_Id__c"]: (r["Email"], r["LastName"])
+                for r in api.records.get("Contact", {}).values()
+            }
+
+        write_audience(warehouse, rows)
+        first = settle(sync, warehouse, Salesforce, env)
+        assert held() == {r["customer_id"]: (r["email"], r["first_name"]) for r in rows[10:]}
+
+        rows = audience_changes(rows)
+        write_audience(warehouse, rows)
+        settle(sync, warehouse, Salesforce, env)
+        assert held() == {
+            r["customer_id"]: (r["email"], r["first_name"])
+            for r in rows
+            if r["has_consent_email_marketing"]
+        }
+
+        injected = dict(api.injected_faults)
+        api.set_faults(rate_limit=0, server_error=0, timeout=0, partial_failure=0)
+        api.clear_log()
+        unchanged = settle(sync, warehouse, Salesforce, env)
+        sent = [(entry.method, entry.path) for entry in api.log]
+
+    assert injected["partial_failure"] > 0
+    assert sum(injected.get(kind, 0) for kind in WHOLE_REQUEST_FAULTS) > 0, injected
+    assert len(first) > 1  # faulted rows needed another run
+    assert unchanged[0].requests == 0
+    assert sent == [("GET", "/services/data/v62.0/limits")]
