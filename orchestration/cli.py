@@ -4,6 +4,7 @@ tessera generate --customers N --seed S [--target local|postgres]
 tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}'] [--output-dir D]
 tessera demo [--customers N] [--seed S] [--output-dir D]
 tessera explain <identifier> [--target local|postgres]
+tessera sync [--sync NAME ...] [--dry-run] [--force] [--target local|postgres] [--vars JSON]
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from orchestration.activation.config import SyncConfigError
+from orchestration.activation.destination import DestinationError
+from orchestration.activation.engine import SyncError, run_syncs
 from orchestration.dbt_project import DbtRunError, run_dbt
 from orchestration.demo.generator import SOURCE_TABLES, TRUTH_TABLES, generate
 from orchestration.identity.explain import ExplainError, explain, format_explanation
@@ -26,6 +30,8 @@ from orchestration.warehouse import TARGETS, Warehouse, WarehouseError, copy_duc
 
 DEMO_CUSTOMERS = 20_000
 OUTPUT_DIR = "output"
+# Destinations `tessera demo` syncs to: the ones that need no account anywhere.
+DEMO_DESTINATIONS = ("file", "table")
 # The models over the predictive step's tables, and whatever reads them.
 PREDICTIVE_MODELS = "path:models/predictive+"
 
@@ -142,7 +148,30 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     )
     _build(warehouse, {}, steps)
     _predict(warehouse, {}, Path(args.output_dir), steps)
+    steps.run(
+        "sync demo audiences to file and table destinations",
+        lambda: run_syncs(warehouse, destinations=DEMO_DESTINATIONS, progress=_say),
+    )
     print(steps.report())
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from orchestration.predictive.features import project_vars
+
+    warehouse = Warehouse.from_env(args.target)
+    dbt_vars = {**project_vars(), **_parse_vars(args.vars)}
+    results = run_syncs(
+        warehouse,
+        names=args.sync,
+        dry_run=args.dry_run,
+        force=args.force,
+        dbt_vars=dbt_vars,
+        progress=_say,
+    )
+    if not results:
+        _say("no syncs declared in models/audiences")
+    stopped = [result.sync for result in results if result.status in ("failed", "aborted")]
+    return 1 if stopped else 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> None:
@@ -198,6 +227,22 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("identifier", help="a value (ana@mail.com) or type:value (user_id:42)")
     add_target(why)
     why.set_defaults(func=_cmd_explain)
+
+    sync = commands.add_parser(
+        "sync", help="send what changed in the audiences to their destinations"
+    )
+    sync.add_argument("--sync", action="append", metavar="NAME", help="only this sync (repeatable)")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="print the plan (counts, samples), send nothing"
+    )
+    sync.add_argument(
+        "--force",
+        action="store_true",
+        help="send even if an empty audience or too many removals would abort the run",
+    )
+    sync.add_argument("--vars", help="dbt vars as a JSON object")
+    add_target(sync)
+    sync.set_defaults(func=_cmd_sync)
     return parser
 
 
@@ -214,11 +259,19 @@ def _positive_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
-    except (WarehouseError, DbtRunError, ExplainError, PredictiveInputError) as exc:
+        status = args.func(args)
+    except (
+        WarehouseError,
+        DbtRunError,
+        ExplainError,
+        PredictiveInputError,
+        SyncConfigError,
+        SyncError,
+        DestinationError,
+    ) as exc:
         print(f"tessera: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

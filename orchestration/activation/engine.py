@@ -84,6 +84,7 @@ class RetryPolicy:
     #: Wait after a throttling answer without Retry-After.
     rate_limit_delay: float = 1.0
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     jitter: Callable[[], float] = random.random
 
     def backoff(self, attempt: int) -> float:
@@ -416,18 +417,19 @@ class _Item:
 class _Throttle:
     """A pause every sender of a run honours: a 429 to one is a 429 to all."""
 
-    def __init__(self, sleep: Callable[[float], None]) -> None:
+    def __init__(self, sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
         self._until = 0.0
         self._lock = threading.Lock()
         self._sleep = sleep
+        self._clock = clock
 
     def pause(self, seconds: float) -> None:
         with self._lock:
-            self._until = max(self._until, time.monotonic() + seconds)
+            self._until = max(self._until, self._clock() + seconds)
 
     def wait(self) -> None:
         with self._lock:
-            remaining = self._until - time.monotonic()
+            remaining = self._until - self._clock()
         if remaining > 0:
             self._sleep(remaining)
 
@@ -464,7 +466,7 @@ class _Sender:
         self.sync_name = sync_name
         self.run_id = run_id
         self.policy = policy
-        self.throttle = _Throttle(policy.sleep)
+        self.throttle = _Throttle(policy.sleep, policy.clock)
         self.stats = _Stats()
         self.stop = threading.Event()
 
@@ -722,7 +724,8 @@ def run_sync(
             result.status = "failed"
             result.error = str(exc)
         except BaseException as exc:
-            result.status = "failed"
+            # Interrupted (Ctrl-C, a signal): whatever is in flight is resent by the next run.
+            result.status = "interrupted"
             result.error = f"{type(exc).__name__}: {exc}"
             _finish_run(store, result)
             raise
@@ -814,3 +817,61 @@ def _run(
         result.rate_limited, result.records_sent = stats.rate_limited, stats.records_sent
     if result.status == "running":
         result.status = "partial" if result.failed else "succeeded"
+
+
+def audience_columns(warehouse: Warehouse) -> dict[str, list[str]]:
+    """Each table of schema ``audiences`` with its columns, for checking sync declarations."""
+    mark = warehouse.placeholder
+    rows = warehouse.query(
+        "select table_name, column_name from information_schema.columns "
+        f"where table_schema = {mark} order by table_name, ordinal_position",
+        [AUDIENCE_SCHEMA],
+    )
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, []).append(column)
+    return columns
+
+
+def run_syncs(
+    warehouse: Warehouse,
+    *,
+    names: Sequence[str] | None = None,
+    destinations: Sequence[str] | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    dbt_vars: Mapping[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[SyncResult]:
+    """Load the project's syncs, checked against the warehouse, and run the chosen ones in
+    turn: those named (all if None), of the destinations listed (any if None)."""
+    from orchestration.activation.config import load_syncs
+    from orchestration.activation.destinations import registry
+    from orchestration.dbt_project import project_dir
+
+    destinations_by_name = registry()
+    specs = load_syncs(project_dir(), destinations_by_name, audience_columns(warehouse))
+    if names:
+        unknown = sorted(set(names) - {spec.name for spec in specs})
+        if unknown:
+            known = ", ".join(spec.name for spec in specs) or "none declared"
+            raise SyncError(f"no sync named {', '.join(unknown)} (syncs: {known})")
+        specs = [spec for spec in specs if spec.name in names]
+    if destinations is not None:
+        specs = [spec for spec in specs if spec.destination in destinations]
+    results = []
+    for spec in specs:
+        result = run_sync(
+            spec,
+            warehouse,
+            destinations_by_name,
+            dry_run=dry_run,
+            force=force,
+            dbt_vars=dbt_vars,
+        )
+        if progress:
+            progress(result.format())
+            if dry_run and result.plan is not None:
+                progress(result.plan.format())
+        results.append(result)
+    return results

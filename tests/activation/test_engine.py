@@ -1,0 +1,449 @@
+"""The sync engine on small audience tables: diffing, modes, consent, erasure, guards, retries,
+splitting, the state and logs it keeps, and resuming after a killed run."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar
+
+import pytest
+
+from orchestration.activation import engine
+from orchestration.activation.destination import (
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from orchestration.activation.engine import RetryPolicy, run_sync
+from tests.activation.sync_support import (
+    MemoryDestination,
+    Sleeps,
+    expected,
+    make_warehouse,
+    members,
+    spec,
+    write_audience,
+    write_erasures,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, tmp_path_factory):
+    return make_warehouse(request, tmp_path_factory, request.param)
+
+
+@pytest.fixture
+def duckdb_warehouse(request, tmp_path_factory):
+    return make_warehouse(request, tmp_path_factory, "duckdb")
+
+
+def _sync(warehouse, destination, sync=None, **options):
+    options.setdefault("policy", Sleeps().policy())
+    return run_sync(sync or spec(), warehouse, {}, destination=destination, **options)
+
+
+def test_first_run_sends_every_member_and_an_unchanged_resync_sends_nothing(warehouse):
+    rows = members(10)
+    write_audience(warehouse, rows)
+    destination = MemoryDestination()
+
+    first = _sync(warehouse, destination)
+    second = _sync(warehouse, destination)
+
+    assert (first.status, first.succeeded, first.requests) == ("succeeded", 10, 3)
+    assert destination.held == expected(rows)
+    assert (second.status, second.records_sent, second.requests) == ("succeeded", 0, 0)
+    assert second.plan.counts() == {
+        "adds": 0,
+        "changes": 0,
+        "removes": 0,
+        "erasures": 0,
+        "resends": 0,
+    }
+
+
+def test_a_changed_field_is_sent_as_one_change_and_nothing_else(warehouse):
+    rows = members(10)
+    write_audience(warehouse, rows)
+    destination = MemoryDestination()
+    _sync(warehouse, destination)
+    rows[3]["email"] = "new@mail.com"
+    write_audience(warehouse, rows)
+
+    result = _sync(warehouse, destination)
+
+    assert destination.requests[-1][1] == [("c0003", "change")]
+    assert result.records_sent == 1
+    assert destination.held["c0003"]["email"] == "new@mail.com"
+
+
+def test_mirror_removes_exactly_the_members_who_left(warehouse):
+    rows = members(10)
+    write_audience(warehouse, rows)
+    destination = MemoryDestination()
+    sync = spec(mode="mirror")
+    _sync(warehouse, destination, sync)
+    staying = [row for row in rows if row["customer_id"] not in ("c0002", "c0007")]
+    write_audience(warehouse, [*staying, *members(1, start=10)])
+
+    result = _sync(warehouse, destination, sync)
+
+    removed = sorted(
+        key for _, batch in destination.requests for key, op in batch if op == "remove"
+    )
+    assert removed == ["c0002", "c0007"]
+    assert result.plan.counts()["adds"] == 1
+    assert destination.held == expected([*staying, *members(1, start=10)])
+
+
+def test_upsert_without_delete_keeps_members_who_left_and_remove_deletes_them(duckdb_warehouse):
+    rows = members(6)
+    write_audience(duckdb_warehouse, rows)
+    keeping, removing = MemoryDestination(), MemoryDestination()
+    keep_sync, remove_sync = spec("keeps"), spec("removes", delete="remove")
+    _sync(duckdb_warehouse, keeping, keep_sync)
+    _sync(duckdb_warehouse, removing, remove_sync)
+    write_audience(duckdb_warehouse, rows[:5])
+
+    _sync(duckdb_warehouse, keeping, keep_sync)
+    _sync(duckdb_warehouse, removing, remove_sync)
+
+    assert sorted(keeping.held) == [f"c{n:04d}" for n in range(6)]
+    assert sorted(removing.held) == [f"c{n:04d}" for n in range(5)]
+
+
+def test_insert_sends_new_keys_only_and_update_sends_every_key_as_a_change(duckdb_warehouse):
+    rows = members(3)
+    write_audience(duckdb_warehouse, rows)
+    inserting, updating = MemoryDestination(), MemoryDestination()
+    _sync(duckdb_warehouse, inserting, spec("inserts", mode="insert"))
+    _sync(duckdb_warehouse, updating, spec("updates", mode="update"))
+    rows[0]["email"] = "changed@mail.com"
+    write_audience(duckdb_warehouse, [*rows, *members(1, start=3)])
+
+    _sync(duckdb_warehouse, inserting, spec("inserts", mode="insert"))
+    _sync(duckdb_warehouse, updating, spec("updates", mode="update"))
+
+    assert inserting.requests[-1][1] == [("c0003", "add")]
+    assert inserting.held["c0000"]["email"] == "user0@mail.com"
+    assert {op for _, batch in updating.requests for _, op in batch} == {"change"}
+    assert updating.requests[-1][1] == [("c0000", "change"), ("c0003", "change")]
+
+
+class ConsentedDestination(MemoryDestination):
+    consent_purpose = "email_marketing"
+
+
+def test_only_consented_members_are_sent_and_a_withdrawal_removes_from_a_mirror(warehouse):
+    rows = members(6)
+    rows[1]["has_consent_email_marketing"] = False
+    rows[2]["has_consent_email_marketing"] = None
+    write_audience(warehouse, rows)
+    destination = ConsentedDestination()
+    sync = spec(mode="mirror")
+
+    _sync(warehouse, destination, sync)
+    assert sorted(destination.held) == ["c0000", "c0003", "c0004", "c0005"]
+
+    rows[4]["has_consent_email_marketing"] = False
+    write_audience(warehouse, rows)
+    _sync(warehouse, destination, sync, dbt_vars={"tessera_sync_max_delete_fraction": 0.5})
+    assert sorted(destination.held) == ["c0000", "c0003", "c0005"]
+
+
+def test_an_erased_customer_is_removed_whatever_the_mode_and_never_sent_again(warehouse):
+    rows = members(5)
+    write_audience(warehouse, rows)
+    destination = MemoryDestination()
+    sync = spec(mode="insert")
+    _sync(warehouse, destination, sync)
+    write_erasures(warehouse, ["c0001", "c0404"])
+
+    result = _sync(warehouse, destination, sync)
+    again = _sync(warehouse, destination, sync)
+
+    assert result.plan.counts()["erasures"] == 1
+    assert destination.requests[-1][1] == [("c0001", "remove")]
+    assert sorted(destination.held) == ["c0000", "c0002", "c0003", "c0004"]
+    assert again.records_sent == 0
+
+
+class AddOnlyDestination(MemoryDestination):
+    supported_modes = frozenset({"upsert", "insert"})
+
+
+def test_an_erasure_a_destination_cannot_remove_is_logged_as_a_failed_row(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(3))
+    destination = AddOnlyDestination()
+    _sync(duckdb_warehouse, destination)
+    write_erasures(duckdb_warehouse, ["c0002"])
+
+    result = _sync(duckdb_warehouse, destination)
+
+    assert (result.status, result.failed, result.records_sent) == ("partial", 1, 0)
+    failed = duckdb_warehouse.query(
+        "select record_key, operation, error from activation.sync_failed_rows"
+    )
+    assert len(failed) == 1
+    assert failed[0][:2] == ("c0002", "remove")
+    assert "cannot remove" in failed[0][2]
+
+
+def test_an_empty_audience_aborts_a_mirror_unless_forced(warehouse):
+    write_audience(warehouse, members(4))
+    destination = MemoryDestination()
+    sync = spec(mode="mirror")
+    _sync(warehouse, destination, sync)
+    write_audience(warehouse, [])
+
+    aborted = _sync(warehouse, destination, sync)
+    forced = _sync(warehouse, destination, sync, force=True)
+
+    assert aborted.status == "aborted"
+    assert "empty" in aborted.error
+    assert forced.status == "succeeded"
+    assert destination.held == {}
+    statuses = warehouse.query("select status from activation.sync_runs order by started_at")
+    assert [status for (status,) in statuses] == ["succeeded", "aborted", "succeeded"]
+
+
+def test_removals_above_the_delete_fraction_abort_unless_forced(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(10))
+    destination = MemoryDestination()
+    sync = spec(mode="mirror")
+    _sync(duckdb_warehouse, destination, sync)
+    write_audience(duckdb_warehouse, members(7))
+    limit = {"tessera_sync_max_delete_fraction": 0.25}
+
+    aborted = _sync(duckdb_warehouse, destination, sync, dbt_vars=limit)
+    allowed = _sync(duckdb_warehouse, destination, sync, dbt_vars={**limit, "x": 1}, force=True)
+
+    assert aborted.status == "aborted"
+    assert "3 removals are 30% of the 10 records" in aborted.error
+    assert len(destination.held) == 7
+    assert allowed.succeeded == 3
+
+
+def test_a_delete_fraction_that_is_not_a_fraction_names_the_var(duckdb_warehouse):
+    with pytest.raises(engine.SyncError, match="tessera_sync_max_delete_fraction must be"):
+        engine.max_delete_fraction({"tessera_sync_max_delete_fraction": 2})
+
+
+def test_a_dry_run_plans_adds_changes_removes_with_samples_and_sends_nothing(duckdb_warehouse):
+    rows = members(8)
+    write_audience(duckdb_warehouse, rows)
+    destination = MemoryDestination()
+    sync = spec(mode="mirror")
+    _sync(duckdb_warehouse, destination, sync)
+    rows[0]["first_name"] = "Renamed"
+    write_audience(duckdb_warehouse, [*rows[:7], *members(2, start=8)])
+    sent = destination.applied()
+
+    result = _sync(duckdb_warehouse, destination, sync, dry_run=True)
+
+    assert destination.applied() == sent
+    assert result.status == "dry_run"
+    assert result.plan.counts() == {
+        "adds": 2,
+        "changes": 1,
+        "removes": 1,
+        "erasures": 0,
+        "resends": 0,
+    }
+    text = result.plan.format()
+    assert 'change c0000  {"email": "user0@mail.com", "firstname": "Renamed"}' in text
+    assert "remove c0007" in text
+    assert "add    c0008" in text
+
+
+def test_throttling_waits_retry_after_without_spending_the_retry_budget(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(2))
+    destination = MemoryDestination()
+    destination.script = [RateLimited("429", retry_after=7.0)] * 4 + [TransientError("503")]
+    sleeps = Sleeps()
+
+    result = _sync(duckdb_warehouse, destination, policy=sleeps.policy(max_retries=1))
+
+    assert (result.status, result.succeeded, result.rate_limited, result.retries) == (
+        "succeeded",
+        2,
+        4,
+        1,
+    )
+    # Four waits of Retry-After, then one backoff of at most base_delay.
+    assert sleeps[:4] == [7.0] * 4
+    assert len(sleeps) == 5
+    assert 0.25 <= sleeps[4] <= 0.5
+
+
+def test_transient_errors_back_off_exponentially_then_fail_the_rows_for_the_next_run(
+    duckdb_warehouse,
+):
+    write_audience(duckdb_warehouse, members(2))
+    destination = MemoryDestination()
+    destination.script = [TransientError("503")] * 4
+    sleeps = Sleeps()
+    policy = sleeps.policy(max_retries=3, base_delay=1.0, jitter=lambda: 1.0)
+
+    failed = _sync(duckdb_warehouse, destination, policy=policy)
+    retried = _sync(duckdb_warehouse, destination, policy=policy)
+
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert (failed.status, failed.failed, failed.requests) == ("partial", 2, 4)
+    assert retried.plan.counts()["adds"] == 2
+    assert (retried.succeeded, sorted(destination.held)) == (2, ["c0000", "c0001"])
+    assert duckdb_warehouse.query("select count(*) from activation.sync_failed_rows") == [(0,)]
+
+
+def test_backoff_is_capped_and_half_of_it_is_jitter():
+    policy = RetryPolicy(base_delay=1.0, max_delay=10.0, jitter=lambda: 0.0)
+    assert [policy.backoff(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 4.0, 5.0]
+
+
+def test_a_rejected_batch_is_split_until_the_bad_row_is_isolated(warehouse):
+    write_audience(warehouse, members(4))
+    destination = MemoryDestination()
+    destination.reject = {"c0002"}
+
+    result = _sync(warehouse, destination)
+
+    assert (result.succeeded, result.failed) == (3, 1)
+    # 4 rows refused, then halves [0, 1] ok and [2, 3] refused, then [2] refused and [3] ok.
+    assert result.requests == 5
+    assert sorted(destination.held) == ["c0000", "c0001", "c0003"]
+    failed = warehouse.query("select record_key, error from activation.sync_failed_rows")
+    assert failed == [("c0002", "400: a row of this batch is invalid")]
+
+
+def test_failed_rows_are_recorded_and_retried_next_run_until_they_succeed(warehouse):
+    write_audience(warehouse, members(6))
+    destination = MemoryDestination()
+    destination.fail = {"c0001", "c0004"}
+
+    first = _sync(warehouse, destination)
+    second = _sync(warehouse, destination)
+    destination.fail = set()
+    third = _sync(warehouse, destination)
+
+    assert (first.succeeded, first.failed) == (4, 2)
+    assert (second.records_sent, second.failed) == (2, 2)
+    assert (third.records_sent, third.succeeded) == (2, 2)
+    state = warehouse.query(
+        "select status, count(*), max(attempts) from activation.sync_state group by status"
+    )
+    assert state == [("synced", 6, 0)]
+    log = warehouse.query(
+        "select status, count(*) from activation.sync_row_log group by status order by status"
+    )
+    assert log == [("failed", 4), ("succeeded", 6)]
+
+
+def test_a_permanent_error_stops_the_run_and_the_next_run_sends_the_rest(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(16))
+    destination = MemoryDestination()
+    destination.script = [None, PermanentError("401: token revoked")]
+
+    stopped = _sync(duckdb_warehouse, destination)
+    held_after_stop = len(destination.held)
+    resumed = _sync(duckdb_warehouse, destination)
+
+    assert stopped.status == "failed"
+    assert "token revoked" in stopped.error
+    # The refused batch and any not yet started stay for the next run.
+    assert held_after_stop in (4, 8)
+    assert resumed.status == "succeeded"
+    assert destination.held == expected(members(16))
+    keys = [key for _, batch in destination.requests for key, _ in batch]
+    assert len(keys) == len(set(keys)) == 16
+
+
+def test_batches_respect_the_batch_size_and_the_concurrency_bound(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(40))
+    destination = MemoryDestination(delay=0.02)
+
+    result = _sync(duckdb_warehouse, destination)
+
+    assert result.requests == 10
+    assert max(len(batch) for _, batch in destination.requests) == 4
+    assert destination.most_in_flight == 2
+
+
+def test_every_run_and_row_outcome_is_recorded(warehouse):
+    write_audience(warehouse, members(5))
+    destination = MemoryDestination()
+    destination.fail = {"c0003"}
+
+    result = _sync(warehouse, destination)
+
+    run = warehouse.query(
+        "select status, planned_adds, succeeded, failed, requests from activation.sync_runs"
+    )
+    assert run == [("partial", 5, 4, 1, 2)]
+    log = warehouse.query(
+        "select record_key, operation, status from activation.sync_row_log "
+        f"where run_id = '{result.run_id}' order by record_key"
+    )
+    assert log == [
+        ("c0000", "add", "succeeded"),
+        ("c0001", "add", "succeeded"),
+        ("c0002", "add", "succeeded"),
+        ("c0003", "add", "failed"),
+        ("c0004", "add", "succeeded"),
+    ]
+
+
+class Killed(BaseException):
+    """Stands for the process dying: not an Exception, so nothing handles it."""
+
+
+def test_a_run_killed_mid_request_is_resent_first_under_the_same_ids(warehouse):
+    rows = members(12)
+    write_audience(warehouse, rows)
+    destination = MemoryDestination()
+    destination.script = [None, Killed()]
+
+    with pytest.raises(Killed):
+        _sync(warehouse, destination)
+    killed_ids = warehouse.query(
+        "select distinct inflight_batch from activation.sync_state where inflight_batch is not null"
+    )
+    sent_before = len(destination.requests)
+    resumed = _sync(warehouse, destination)
+
+    assert len(killed_ids) == 1
+    assert resumed.plan.resends == 4
+    resent_id, resent = destination.requests[sent_before]
+    assert resent_id == killed_ids[0][0]
+    assert len(resent) == 4
+    assert destination.held == expected(rows)
+    keys = [key for _, batch in destination.requests for key, _ in batch]
+    assert len(keys) == len(set(keys)) == 12
+    statuses = warehouse.query("select status from activation.sync_runs order by started_at")
+    assert [status for (status,) in statuses] == ["interrupted", "succeeded"]
+
+
+def test_a_key_repeated_in_the_audience_fails_the_sync_naming_it(duckdb_warehouse):
+    write_audience(duckdb_warehouse, [*members(3), *members(1, start=1)])
+
+    result = _sync(duckdb_warehouse, MemoryDestination())
+
+    assert result.status == "failed"
+    assert "key customer_id is not unique" in result.error
+    assert "'c0001'" in result.error
+
+
+class HashingDestination(MemoryDestination):
+    hashed_identifiers: ClassVar[dict[str, str]] = {"email": "email"}
+    normaliser = "meta"
+
+
+def test_identifier_fields_reach_a_hashing_destination_normalised_and_hashed(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(1, email=" User@Mail.com "))
+    destination = HashingDestination()
+
+    _sync(duckdb_warehouse, destination)
+
+    digest = hashlib.sha256(b"user@mail.com").hexdigest()
+    assert destination.held["c0000"] == {"email": digest, "firstname": "Name0"}
