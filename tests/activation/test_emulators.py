@@ -569,6 +569,24 @@ def test_salesforce_composite_delete_reports_each_id(salesforce):
     assert salesforce.records["Contact"] == {}
 
 
+def test_salesforce_soql_finds_records_by_external_id_across_pages():
+    with SalesforceEmulator(query_page_size=1) as salesforce:
+        records = [_contact("c-1"), _contact("c-2"), _contact("o'brien")]
+        _sf(salesforce, "PATCH", SF_UPSERT, json={"records": records})
+        soql = "SELECT Id, CDP_Id__c FROM Contact WHERE CDP_Id__c IN ('c-2', 'o\\'brien', 'zz')"
+
+        first = _sf(salesforce, "GET", "/services/data/v62.0/query", params={"q": soql}).json()
+        second = _sf(salesforce, "GET", first["nextRecordsUrl"]).json()
+        malformed = _sf(salesforce, "GET", "/services/data/v62.0/query", params={"q": "DROP"})
+
+    assert first["totalSize"] == 2
+    assert first["done"] is False
+    assert second["done"] is True
+    assert [row["CDP_Id__c"] for row in first["records"] + second["records"]] == ["c-2", "o'brien"]
+    assert first["records"][0]["Id"].startswith("003")
+    assert malformed.json()[0]["errorCode"] == "MALFORMED_QUERY"
+
+
 def test_salesforce_daily_allocation_exhausted_answers_403_request_limit_exceeded():
     with SalesforceEmulator(daily_limit=2) as salesforce:
         statuses = [

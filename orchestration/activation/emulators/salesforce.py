@@ -25,6 +25,10 @@ collections upsert):
   (``sf__Id``, ``sf__Created``, then the uploaded columns), ``.../failedResults/`` (``sf__Id``,
   ``sf__Error``, then the columns), ``.../unprocessedrecords/`` (the columns), rows shuffled as
   the real API does not keep order; ``DELETE .../jobs/ingest/{id}``; ``GET .../jobs/ingest``.
+- ``GET /services/data/vXX.X/query?q=SELECT f1, f2 FROM SObject [WHERE f IN ('a', 'b') | WHERE
+  f = 'a'] [LIMIT n]``: the subset of SOQL a connector needs to find records by external id;
+  ``{"totalSize", "done", "records", "nextRecordsUrl"}`` in pages of ``query_page_size``
+  (follow ``nextRecordsUrl``); anything else is 400 ``MALFORMED_QUERY``.
 - ``GET /services/data/vXX.X/limits`` (``DailyApiRequests``), for a connection check.
 
 Errors are Salesforce's JSON arrays ``[{"message", "errorCode"}]``: 401 ``INVALID_SESSION_ID``;
@@ -74,6 +78,20 @@ _DELIMITERS = {
     "CARET": "^",
     "BACKQUOTE": "`",
 }
+
+_SOQL_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
+_SOQL = re.compile(
+    r"SELECT\s+(?P<columns>[\w\s,]+?)\s+FROM\s+(?P<sobject>\w+)"
+    r"(?:\s+WHERE\s+(?P<field>\w+)\s*(?:IN\s*\((?P<values>(?:\s*'(?:[^'\\]|\\.)*'\s*,?)+)\)"
+    r"|=\s*(?P<value>'(?:[^'\\]|\\.)*')))?"
+    r"(?:\s+LIMIT\s+(?P<limit>\d+))?",
+    re.IGNORECASE,
+)
+
+
+def _unescape(literal: str) -> str:
+    return re.sub(r"\\(.)", r"\1", literal)
+
 
 _UPSERT_SCHEMA: JsonSchema = {
     "type": "object",
@@ -190,6 +208,7 @@ class SalesforceEmulator(Emulator):
         required_fields: Mapping[str, Iterable[str]] | None = None,
         external_id_fields: Mapping[str, Iterable[str]] | None = None,
         bulk_polls: int = 2,
+        query_page_size: int = 2000,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -207,6 +226,8 @@ class SalesforceEmulator(Emulator):
             else {sobject: frozenset(names) for sobject, names in external_id_fields.items()}
         )
         self.bulk_polls = bulk_polls
+        self.query_page_size = query_page_size
+        self._cursors: dict[str, list[dict[str, Any]]] = {}
         self.records: dict[str, dict[str, dict[str, Any]]] = {}
         self.deleted: set[str] = set()
         self.jobs: dict[str, BulkJob] = {}
@@ -275,6 +296,8 @@ class SalesforceEmulator(Emulator):
             ),
             route("DELETE", _DATA + r"/composite/sobjects/?", self._collection_delete),
             route("GET", _DATA + r"/limits/?", self._limits),
+            route("GET", _DATA + r"/query/?", self._query),
+            route("GET", _DATA + r"/query/(?P<cursor>[\w-]+)", self._query_more),
             route("POST", _DATA + r"/jobs/ingest/?", self._create_job),
             route("GET", _DATA + r"/jobs/ingest/?", self._list_jobs),
             route("PUT", job + r"/batches/?", self._upload),
@@ -483,6 +506,53 @@ class SalesforceEmulator(Emulator):
                 }
             },
         )
+
+    # -- SOQL (the subset connectors use) ---------------------------------------------------
+
+    def _query(self, request: Request) -> Response:
+        text = request.query_value("q") or ""
+        found = _SOQL.fullmatch(text.strip())
+        if found is None:
+            raise ApiError(
+                _errors(400, "MALFORMED_QUERY", f"unsupported or malformed query: {text}")
+            )
+        columns = [column.strip() for column in found["columns"].split(",")]
+        sobject = found["sobject"]
+        wanted: set[str] | None = None
+        if found["field"]:
+            literals = found["values"] if found["values"] is not None else found["value"]
+            wanted = {_unescape(match) for match in _SOQL_LITERAL.findall(literals)}
+        rows = [
+            {
+                "attributes": {
+                    "type": sobject,
+                    "url": f"/services/data/v{request.params['version']}/sobjects/{sobject}/"
+                    f"{record['Id']}",
+                },
+                **{column: record.get(column) for column in columns},
+            }
+            for record in self.records.get(sobject, {}).values()
+            if wanted is None or str(record.get(found["field"])) in wanted
+        ]
+        if found["limit"]:
+            rows = rows[: int(found["limit"])]
+        return self._query_page(request, rows, len(rows))
+
+    def _query_page(self, request: Request, rows: list[dict[str, Any]], total: int) -> Response:
+        page, rest = rows[: self.query_page_size], rows[self.query_page_size :]
+        body: dict[str, Any] = {"totalSize": total, "done": not rest, "records": page}
+        if rest:
+            cursor = f"01g{len(self._cursors) + 1:015d}-{total - len(rest)}"
+            self._cursors[cursor] = rest
+            body["nextRecordsUrl"] = f"/services/data/v{request.params['version']}/query/{cursor}"
+        return Response(200, body)
+
+    def _query_more(self, request: Request) -> Response:
+        rows = self._cursors.pop(request.params["cursor"], None)
+        if rows is None:
+            raise ApiError(_errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator"))
+        total = int(request.params["cursor"].rsplit("-", 1)[1]) + len(rows)
+        return self._query_page(request, rows, total)
 
     # -- Bulk API 2.0 ----------------------------------------------------------------------
 
