@@ -3,9 +3,12 @@ sends, and how each API answer becomes a per-row outcome or a whole-request erro
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -20,12 +23,15 @@ from orchestration.activation.destination import (
     TransientError,
 )
 from orchestration.activation.destinations.hubspot import HubSpot, HubSpotConfig
+from orchestration.activation.destinations.meta import Meta, MetaConfig
 from orchestration.activation.destinations.salesforce import Salesforce, SalesforceConfig
 from orchestration.activation.emulators import Faults
 from orchestration.activation.emulators.base import Request, Response, route
 from orchestration.activation.emulators.hubspot import CONTACTS, HubSpotEmulator
+from orchestration.activation.emulators.meta import MetaEmulator
 from orchestration.activation.emulators.salesforce import SalesforceEmulator
 from orchestration.activation.engine import RetryPolicy, SyncResult, run_sync
+from orchestration.activation.hashing import hash_identifier
 from tests.activation.sync_support import Sleeps, make_warehouse, members, spec, write_audience
 
 TOKEN = "test-token"
@@ -636,3 +642,220 @@ def test_salesforce_mirror_through_the_engine_with_faults_equals_the_audience(wa
     assert len(first) > 1  # faulted rows needed another run
     assert unchanged[0].requests == 0
     assert sent == [("GET", "/services/data/v62.0/limits")]
+
+
+def meta_hash(kind: str, value: str) -> str:
+    return hash_identifier(kind, value, "meta")
+
+
+def shopper(key: str, email: str, **fields: str) -> Record:
+    """An add as the engine hands it to Meta: identifiers normalised and hashed."""
+    hashed = {"EMAIL": meta_hash("email", email)}
+    for column, value in fields.items():
+        hashed[column] = meta_hash(Meta.hashed_identifiers[column], value)
+    return add(key, **hashed)
+
+
+def shoppers(n: int, start: int = 0) -> list[Record]:
+    return [shopper(f"c-{i}", f"shopper{i}@example.com") for i in range(start, start + n)]
+
+
+def make_audience(emulator: MetaEmulator) -> str:
+    answer = requests.post(
+        f"{emulator.base_url}/v23.0/act_123/customaudiences",
+        json={"name": "VIP", "subtype": "CUSTOM", "customer_file_source": "USER_PROVIDED_ONLY"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=5,
+    )
+    return answer.json()["id"]
+
+
+def meta_for(emulator: MetaEmulator, audience_id: str, total: int = 0, **extra: Any) -> Meta:
+    env = {"TESSERA_META_BASE_URL": emulator.base_url, "TESSERA_META_TOKEN": TOKEN}
+    destination = Meta(MetaConfig.from_env({"audience_id": audience_id}, env))
+    destination.start(run(extra.pop("mode", "upsert"), total, **extra))
+    return destination
+
+
+def sessions_sent(emulator: MetaEmulator) -> list[tuple[str, int, int, bool]]:
+    """(method, session_id, batch_seq, last_batch_flag) of every users request, in order."""
+    sent = []
+    for entry in emulator.log:
+        if "/users" in entry.path:
+            form = parse_qs(entry.body.decode())
+            session = json.loads(form["session"][0])
+            sent.append(
+                (
+                    entry.method,
+                    session["session_id"],
+                    session["batch_seq"],
+                    session["last_batch_flag"],
+                )
+            )
+    return sent
+
+
+@pytest.fixture
+def meta_api() -> Iterator[MetaEmulator]:
+    with MetaEmulator(token=TOKEN) as emulator:
+        yield emulator
+
+
+def test_meta_adds_hashed_identifiers_and_meta_holds_exactly_those(meta_api):
+    audience_id = make_audience(meta_api)
+    destination = meta_for(meta_api, audience_id, total=2)
+    destination.check_connection()
+
+    result = destination.write(
+        [
+            shopper("c-1", " Mary@Example.com", PHONE="+1 (555) 987-6543", FN="Mary"),
+            shopper("c-2", "john@example.com"),
+        ]
+    )
+
+    assert [o.succeeded for o in result.outcomes] == [True, True]
+    assert meta_api.member_values(audience_id, "EMAIL") == {
+        "f1904cf1a9d73a55fa5de0ac823c4403ded71afd4c3248d00bdcd0866552bb79",
+        meta_hash("email", "john@example.com"),
+    }
+    assert meta_api.member_values(audience_id, "PHONE") == {
+        "1ef970831d7963307784fa8688e8fce101a15685d62aa765fed23f3a2c576a4e"
+    }
+
+
+def test_meta_refuses_a_plain_text_email_and_the_batch_is_rejected(meta_api):
+    audience_id = make_audience(meta_api)
+
+    with pytest.raises(BatchRejected, match="SHA-256"):
+        meta_for(meta_api, audience_id).write([*shoppers(2), add("c-9", EMAIL="plain@example.com")])
+    assert meta_api.audiences[audience_id].members == set()
+
+
+def test_meta_session_numbers_batches_from_one_and_flags_only_the_run_s_last(meta_api):
+    audience_id = make_audience(meta_api)
+    destination = meta_for(meta_api, audience_id, total=25)
+
+    for start, size in ((0, 10), (10, 10), (20, 5)):
+        destination.write(shoppers(size, start=start))
+    destination.finish(True)
+
+    sent = sessions_sent(meta_api)
+    assert [(method, seq, last) for method, _, seq, last in sent] == [
+        ("POST", 1, False),
+        ("POST", 2, False),
+        ("POST", 3, True),
+    ]
+    assert len({session_id for _, session_id, _, _ in sent}) == 1
+    assert Meta.max_concurrency == 1
+    assert len(meta_api.audiences[audience_id].members) == 25
+    assert all(s.finished for s in meta_api.audiences[audience_id].sessions.values())
+
+
+def test_meta_retry_after_a_timeout_resends_the_same_sequence_number_and_meta_applies_it_once():
+    with MetaEmulator(token=TOKEN) as api:
+        audience_id = make_audience(api)
+        api.faults = Faults(timeout=1.0, timeout_processed=True, timeout_seconds=1.0, limit=1)
+        env = {"TESSERA_META_BASE_URL": api.base_url, "TESSERA_META_TOKEN": TOKEN}
+        config = MetaConfig.from_env({"audience_id": audience_id, "timeout_seconds": 0.3}, env)
+        destination = Meta(config)
+        destination.start(run(total=20))
+        batch = shoppers(10)
+
+        with pytest.raises(TransientError, match="timed out"):
+            destination.write(batch)
+        destination.write(batch)
+        destination.write(shoppers(10, start=10))
+
+        assert [seq for _, _, seq, _ in sessions_sent(api)] == [1, 1, 2]
+        assert api.duplicate_batches == 1
+        assert len(api.audiences[audience_id].members) == 20
+
+
+def test_meta_removals_use_delete_in_their_own_session(meta_api):
+    audience_id = make_audience(meta_api)
+    meta_for(meta_api, audience_id, total=5).write(shoppers(5))
+    destination = meta_for(meta_api, audience_id, total=2)
+
+    result = destination.write([Record(r.key, "remove", r.fields) for r in shoppers(2)])
+
+    assert [o.succeeded for o in result.outcomes] == [True, True]
+    assert meta_api.member_values(audience_id, "EMAIL") == {
+        meta_hash("email", f"shopper{i}@example.com") for i in (2, 3, 4)
+    }
+    assert [(method, seq, last) for method, _, seq, last in sessions_sent(meta_api)[1:]] == [
+        ("DELETE", 1, True)
+    ]
+
+
+def test_meta_invalid_entries_fail_only_the_rows_meta_names():
+    with MetaEmulator(token=TOKEN, reject_unhashed=False) as api:
+        audience_id = make_audience(api)
+        batch = [*shoppers(2), add("c-bad", EMAIL="not-hashed@example.com")]
+
+        result = meta_for(api, audience_id, total=3).write(batch)
+
+    assert [o.succeeded for o in result.outcomes] == [True, True, False]
+    assert "not a SHA-256 hash" in result.outcomes[2].error
+    assert len(api.audiences[audience_id].members) == 2
+
+
+def test_meta_row_failures_injected_by_the_api_are_matched_to_their_rows():
+    with MetaEmulator(token=TOKEN) as api:
+        audience_id = make_audience(api)
+        api.faults = Faults(partial_failure=0.2, seed=5)
+        result = meta_for(api, audience_id, total=100).write(shoppers(100))
+
+    assert len(result.failed) == api.injected_faults["partial_failure"] > 0
+    assert len(result.succeeded) == len(api.audiences[audience_id].members)
+
+
+def test_meta_ten_thousand_rows_pass_and_more_are_refused(meta_api):
+    audience_id = make_audience(meta_api)
+    destination = meta_for(meta_api, audience_id, total=20_001)
+    rows = [add(f"c-{i}", EMAIL=hashlib.sha256(str(i).encode()).hexdigest()) for i in range(10_001)]
+
+    assert Meta.max_batch_size == 10_000
+    assert len(destination.write(rows[:10_000]).succeeded) == 10_000
+    with pytest.raises(BatchRejected, match="at most 10000 users"):
+        destination.write(rows)
+
+
+def test_meta_throttling_answer_is_rate_limited_with_retry_after():
+    with MetaEmulator(token=TOKEN, faults=Faults(rate_limit=1.0, retry_after=120)) as api:
+        audience_id = "1"
+        with pytest.raises(RateLimited, match="code 80003") as raised:
+            meta_for(api, audience_id).write(shoppers(1))
+
+    assert raised.value.retry_after == 120.0
+
+
+def test_meta_wrong_token_and_unknown_audience_are_permanent(meta_api):
+    audience_id = make_audience(meta_api)
+    env = {"TESSERA_META_BASE_URL": meta_api.base_url, "TESSERA_META_TOKEN": "bad-token-42"}
+    wrong = Meta(MetaConfig.from_env({"audience_id": audience_id}, env))
+
+    with pytest.raises(PermanentError, match="TESSERA_META_TOKEN") as raised:
+        wrong.check_connection()
+    with pytest.raises(PermanentError, match="code 190"):
+        wrong.write(shoppers(1))
+    assert "bad-token-42" not in str(raised.value)
+    with pytest.raises(PermanentError, match=r"audience 999 \(option audience_id\)"):
+        meta_for(meta_api, "999").check_connection()
+    with pytest.raises(PermanentError, match="code 100/33"):
+        meta_for(meta_api, "999").write(shoppers(1))
+
+
+def test_meta_mirror_full_refresh_replaces_the_audience_with_what_the_run_sent(meta_api):
+    audience_id = make_audience(meta_api)
+    meta_for(meta_api, audience_id, total=5).write(shoppers(5))
+    destination = meta_for(meta_api, audience_id, total=4, mode="mirror", full_refresh=True)
+
+    destination.write(shoppers(2, start=3))
+    replacing = meta_api.audiences[audience_id].replace_session is not None
+    destination.write(shoppers(2, start=5))
+
+    assert replacing
+    assert meta_api.member_values(audience_id, "EMAIL") == {
+        meta_hash("email", f"shopper{i}@example.com") for i in (3, 4, 5, 6)
+    }
+    assert meta_api.request_count(f"/v23.0/{audience_id}/usersreplace") == 2
