@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from orchestration.activation.destination import Destination
 from orchestration.activation.destinations.file import FileDestination
+from orchestration.activation.destinations.google import Google
+from orchestration.activation.destinations.hubspot import HubSpot
+from orchestration.activation.destinations.meta import Meta
+from orchestration.activation.destinations.salesforce import Salesforce
 from orchestration.activation.destinations.table import TableDestination
 from orchestration.activation.destinations.webhook import WebhookDestination
 
@@ -13,6 +17,10 @@ DESTINATIONS: dict[str, type[Destination]] = {
         FileDestination,
         TableDestination,
         WebhookDestination,
+        HubSpot,
+        Salesforce,
+        Meta,
+        Google,
     )
 }
 

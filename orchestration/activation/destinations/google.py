@@ -1,0 +1,265 @@
+"""Google Customer Match through the Data Manager API: hashed customer identifiers ingested into
+and removed from one user list.
+
+Google closed Customer Match in the Google Ads API to new adopters in 2026 and points them to
+the Data Manager API (``audienceMembers:ingest`` / ``audienceMembers:remove``), so that is what
+Tessera speaks.
+
+Environment:
+
+- ``TESSERA_GOOGLE_TOKEN``: OAuth access token with the
+  ``https://www.googleapis.com/auth/datamanager`` scope.
+- ``TESSERA_GOOGLE_BASE_URL``: API host, default ``https://datamanager.googleapis.com``.
+- ``TESSERA_GOOGLE_TIMEOUT_SECONDS``: per-request timeout, default 60.
+
+Options (the sync's YAML ``options``):
+
+- ``operating_account_id``: the Google Ads customer id owning the list (digits; required).
+- ``operating_account_type``: default ``GOOGLE_ADS``.
+- ``login_account_id`` / ``login_account_type``: the manager account the token logs in as, when
+  it is not the operating account (type default ``GOOGLE_ADS``).
+- ``user_list_id``: the Customer Match user list (the destination's ``productDestinationId``;
+  required).
+- ``terms_of_service_accepted``: send ``customerMatchTermsOfServiceStatus: ACCEPTED`` (default
+  false: accept Google's Customer Match terms in Google Ads first, then set this).
+
+Fields: map audience columns to ``emailAddress``, ``phoneNumber``, ``givenName``,
+``familyName`` (normalised with Google's rules and SHA-256 hashed by the engine, sent with
+``encoding: HEX``) and ``regionCode``, ``postalCode`` (sent as they are, as Google asks). An
+address is sent only when all four of its parts are present. Consent: only customers who
+consented to advertising reach ``write``, so every member is sent with ``adUserData`` and
+``adPersonalization`` CONSENT_GRANTED.
+
+Answers: the Data Manager API accepts or refuses a request as a whole (no per-row results):
+200 -> every row succeeded; 400 INVALID_ARGUMENT -> BatchRejected, so the engine halves the
+batch to find the bad rows; 429 RESOURCE_EXHAUSTED -> RateLimited (Retry-After, else the
+``RetryInfo.retryDelay`` of the error, else the engine's backoff); 5xx, 409 ABORTED or a timeout
+-> TransientError; 401, 403 and 404 (unknown account or list) -> PermanentError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import requests
+from pydantic import field_validator
+
+from orchestration.activation.destination import (
+    BatchRejected,
+    Destination,
+    PermanentError,
+    RateLimited,
+    Record,
+    RecordOutcome,
+    TransientError,
+    WriteResult,
+)
+from orchestration.activation.destinations._http import (
+    HttpDestinationConfig,
+    json_or_none,
+    open_session,
+    raise_for_status,
+    retry_after,
+    send,
+)
+
+#: Destination field -> identifier kind the engine normalises and hashes.
+HASHED_FIELDS = {
+    "emailAddress": "email",
+    "phoneNumber": "phone",
+    "givenName": "first_name",
+    "familyName": "last_name",
+}
+ADDRESS_FIELDS = ("givenName", "familyName", "regionCode", "postalCode")
+MAX_IDENTIFIERS = 10
+REFERENCE = "tessera"
+
+
+class GoogleConfig(HttpDestinationConfig):
+    env_name: ClassVar[str] = "GOOGLE"
+
+    base_url: str = "https://datamanager.googleapis.com"
+    timeout_seconds: float = 60.0
+    operating_account_id: str
+    operating_account_type: str = "GOOGLE_ADS"
+    login_account_id: str | None = None
+    login_account_type: str = "GOOGLE_ADS"
+    user_list_id: str
+    terms_of_service_accepted: bool = False
+
+    @field_validator("operating_account_id", "login_account_id")
+    @classmethod
+    def _digits(cls, value: str | None) -> str | None:
+        # Google Ads shows customer ids as 123-456-7890; the API takes the digits.
+        return None if value is None else value.replace("-", "").strip()
+
+
+class Google(Destination):
+    name: ClassVar[str] = "google"
+    max_batch_size: ClassVar[int] = 10_000
+    max_concurrency: ClassVar[int] = 2
+    consent_purpose: ClassVar[str | None] = "advertising"
+    supported_modes: ClassVar[frozenset[str]] = frozenset({"upsert", "insert", "mirror"})
+    hashed_identifiers: ClassVar[dict[str, str]] = HASHED_FIELDS
+    normaliser: ClassVar[str | None] = "google"
+    config_class: ClassVar[type[GoogleConfig]] = GoogleConfig
+
+    config: GoogleConfig
+
+    def __init__(self, config: GoogleConfig) -> None:
+        super().__init__(config)
+        self._session: requests.Session | None = None
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = open_session(self.config)
+        return self._session
+
+    def check_connection(self) -> None:
+        """Send an empty-membership request with ``validateOnly``: checks token, account and
+        list without changing anything."""
+        body = {**self._envelope(), "audienceMembers": [], "validateOnly": True}
+        response = self._send("audienceMembers:ingest", body)
+        if response.status_code in (401, 403):
+            raise PermanentError(
+                f"Google refused the token (HTTP {response.status_code}): check "
+                f"{GoogleConfig.env_var('token')} and the datamanager scope"
+            )
+        if response.status_code == 404:
+            raise PermanentError(
+                f"Google has no user list {self.config.user_list_id} in account "
+                f"{self.config.operating_account_id} (options user_list_id, operating_account_id)"
+            )
+        if response.status_code == 400:
+            return  # an empty member list may be refused as such: the credentials were accepted
+        self._raise(response, "checking the connection")
+
+    def finish(self, succeeded: bool) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def write(self, batch: Sequence[Record]) -> WriteResult:
+        remove = batch[0].operation == "remove"
+        members, outcomes = [], {}
+        sent: list[Record] = []
+        for record in batch:
+            member = self._member(record.fields, remove)
+            if member is None:
+                outcomes[record.key] = RecordOutcome(
+                    record.key, False, error="no email, phone or full address to match on"
+                )
+            else:
+                members.append(member)
+                sent.append(record)
+        if members:
+            body = {**self._envelope(), "audienceMembers": members, "encoding": "HEX"}
+            if not remove and self.config.terms_of_service_accepted:
+                body["termsOfService"] = {"customerMatchTermsOfServiceStatus": "ACCEPTED"}
+            verb = "remove" if remove else "ingest"
+            response = self._send(f"audienceMembers:{verb}", body)
+            self._raise(response, f"{verb} of {len(members)} members")
+            outcomes.update({record.key: RecordOutcome(record.key, True) for record in sent})
+        return WriteResult([outcomes[record.key] for record in batch])
+
+    def _envelope(self) -> dict[str, Any]:
+        destination: dict[str, Any] = {
+            "reference": REFERENCE,
+            "operatingAccount": {
+                "accountType": self.config.operating_account_type,
+                "accountId": self.config.operating_account_id,
+            },
+            "productDestinationId": self.config.user_list_id,
+        }
+        if self.config.login_account_id:
+            destination["loginAccount"] = {
+                "accountType": self.config.login_account_type,
+                "accountId": self.config.login_account_id,
+            }
+        return {"destinations": [destination]}
+
+    def _member(self, fields: Mapping[str, Any], remove: bool) -> dict[str, Any] | None:
+        identifiers: list[dict[str, Any]] = []
+        for name in ("emailAddress", "phoneNumber"):
+            value = _text(fields.get(name))
+            if value:
+                identifiers.append({name: value})
+        address = {name: _text(fields.get(name)) for name in ADDRESS_FIELDS}
+        if all(address.values()):
+            address["regionCode"] = address["regionCode"].upper()
+            address["postalCode"] = address["postalCode"].replace(" ", "")
+            identifiers.append({"address": address})
+        if not identifiers:
+            return None
+        member: dict[str, Any] = {
+            "destinationReferences": [REFERENCE],
+            "userData": {"userIdentifiers": identifiers[:MAX_IDENTIFIERS]},
+        }
+        if not remove:
+            member["consent"] = {
+                "adUserData": "CONSENT_GRANTED",
+                "adPersonalization": "CONSENT_GRANTED",
+            }
+        return member
+
+    def _send(self, method: str, body: dict[str, Any]) -> requests.Response:
+        return send(
+            self.session,
+            "POST",
+            self.config.url(f"v1/{method}"),
+            json=body,
+            timeout=self.config.timeout_seconds,
+        )
+
+    def _raise(self, response: requests.Response, what: str) -> None:
+        if response.status_code < 400:
+            return
+        status, message, delay = _google_error(response)
+        detail = f"Google {what}: HTTP {response.status_code} {status}: {message}"
+        if response.status_code == 429 or status == "RESOURCE_EXHAUSTED":
+            wait = retry_after(response)
+            raise RateLimited(detail, wait if wait is not None else delay)
+        if response.status_code >= 500 or status in ("ABORTED", "UNAVAILABLE", "DEADLINE_EXCEEDED"):
+            raise TransientError(detail)
+        if status in ("UNAUTHENTICATED", "PERMISSION_DENIED", "NOT_FOUND"):
+            raise PermanentError(detail)
+        if response.status_code == 400 or status in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
+            raise BatchRejected(detail)
+        raise_for_status(response, f"Google {what}", message)
+
+
+def _google_error(response: requests.Response) -> tuple[str, str, float | None]:
+    """status, message and RetryInfo delay of a google.rpc.Status error body."""
+    body = json_or_none(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "", response.reason or "", None
+    delay = None
+    message = str(error.get("message") or "")
+    for detail in error.get("details") or []:
+        if not isinstance(detail, dict):
+            continue
+        kind = str(detail.get("@type", ""))
+        if kind.endswith("RetryInfo"):
+            delay = _duration(detail.get("retryDelay"))
+        elif kind.endswith("BadRequest"):
+            # The field violations name the member at fault; the message alone does not.
+            for violation in detail.get("fieldViolations") or []:
+                message += f" {violation.get('field')}: {violation.get('description')}"
+    return str(error.get("status") or ""), message, delay
+
+
+def _duration(value: Any) -> float | None:
+    """A protobuf JSON Duration ("1.5s") in seconds."""
+    if isinstance(value, str) and value.endswith("s"):
+        try:
+            return float(value[:-1])
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
