@@ -4,12 +4,14 @@ closed-form evaluation, the published CDNOW estimates, predictions and degenerat
 from __future__ import annotations
 
 import csv
+import decimal
 import importlib.util
 import itertools
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import pytest
 from scipy.special import hyp2f1
 
 from orchestration.predictive.clv import (
+    MAX_DROPOUT_SHAPE,
     BgNbdFit,
     GammaGammaFit,
     PredictiveInputError,
@@ -271,6 +274,9 @@ def test_expected_purchases_grow_with_the_horizon() -> None:
         ((0.243, 4.414, 0.793, 2.426), 39.0),
         ((0.243, 4.414, 0.793, 2.426), 520.0),
         ((1.7, 30.0, 2.6, 0.9), 365.0),
+        # From a = 20 up clv.py sums a series instead of the closed form.
+        ((0.8215, 18.59, 25.0, 230.0), 52.0),
+        ((0.8215, 18.59, 25.0, 230.0), 1.0),
     ],
 )
 def test_expected_purchases_equal_the_papers_formula_evaluated_directly(
@@ -333,6 +339,113 @@ def test_expected_purchases_match_the_simulated_future_on_average(
     standard_error = difference.std() / math.sqrt(difference.size)
     assert standard_error < 0.03 * predicted.mean()
     assert abs(difference.mean()) < 4 * standard_error
+
+
+# The demo's BG/NBD fit before MAX_DROPOUT_SHAPE: its orders never stop, and a and b ran off
+# together with a / (a + b) near 0.098.
+RUNAWAY_BG = BgNbdFit(
+    r=0.8215, alpha=18.59, a=2.098e5, b=1.929e6, log_likelihood=math.nan, n_customers=0
+)
+# (x, t_x, T) in weeks as the demo's customers have them: up to 14 repeat weeks in 104.
+DEMO_CUSTOMERS = [(0, 0.0, 0.0), (0, 0.0, 12.0), (0, 0.0, 103.86), (1, 3.0, 5.0), (1, 28.1, 51.3),
+                  (2, 30.43, 38.86), (4, 60.0, 98.0), (7, 29.43, 38.86), (14, 101.0, 103.86),
+                  (25, 77.0, 78.0)]  # fmt: skip
+
+
+def _expected_purchases_in_decimal(
+    fit: BgNbdFit, t: float, x: int, t_x: float, age: float, digits: int = 60
+) -> float:
+    """Eq. 10 as printed, P(alive) times (a+b+x-1)/(a-1) [1 - (1-z)^(r+x) 2F1(r+x, b+x;
+    a+b+x-1; z)], with the 2F1 series summed in `digits`-digit decimals: nothing overflows and
+    the cancellation in 1 - ... costs digits the sum has to spare."""
+    with decimal.localcontext() as context:
+        context.prec = digits
+        r, alpha, a, b, t, x, t_x, age = (
+            Decimal(repr(float(value)))
+            for value in (fit.r, fit.alpha, fit.a, fit.b, t, x, t_x, age)
+        )
+        c = a + b + x - 1
+        z = t / (alpha + age + t)
+        term, total, n = Decimal(1), Decimal(0), 0
+        while True:
+            total += term
+            ratio = (r + x + n) * (b + x + n) / ((c + n) * (n + 1)) * z
+            term *= ratio
+            n += 1
+            if ratio < 1 and term < Decimal(10) ** (5 - digits) * total:
+                break
+        if_alive = c / (a - 1) * (1 - (1 - z) ** (r + x) * total)
+        dead = a / (b + x - 1) * ((alpha + age) / (alpha + t_x)) ** (r + x) if x > 0 else 0
+        return float(if_alive / (1 + dead))
+
+
+@pytest.mark.parametrize("t", [1.0, 12.857, 52.0, 520.0])
+def test_expected_purchases_stay_finite_and_exact_when_a_and_b_run_off_together(t: float) -> None:
+    # The demo's fit (a = 2.1e5, b = 1.9e6) gave NaN for every customer: the closed form's
+    # (1-z)^(a-1) underflowed to 0 while its 2F1 overflowed to inf.
+    x, t_x, age = map(list, zip(*DEMO_CUSTOMERS, strict=True))
+    got = expected_purchases(RUNAWAY_BG, t, x, t_x, age)
+    expected = [
+        _expected_purchases_in_decimal(RUNAWAY_BG, t, *customer) for customer in DEMO_CUSTOMERS
+    ]
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_p_alive_and_discounted_clv_stay_finite_when_a_and_b_run_off_together() -> None:
+    # Same fit: discounted CLV sums the same expected purchases period by period, so it was NaN
+    # too; P(alive) must stay the closed form 1 / (1 + a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)).
+    x, t_x, age = map(list, zip(*DEMO_CUSTOMERS, strict=True))
+    spend = [0.0, 0.0, 0.0, 40.0, 55.5, 22.35, 80.0, 40.0, 61.0, 12.0]
+    alive = p_alive(RUNAWAY_BG, x, t_x, age)
+    r, alpha, a, b = RUNAWAY_BG.r, RUNAWAY_BG.alpha, RUNAWAY_BG.a, RUNAWAY_BG.b
+    odds = [
+        a / (b + xi - 1) * ((alpha + ti) / (alpha + txi)) ** (r + xi) if xi > 0 else 0.0
+        for xi, txi, ti in DEMO_CUSTOMERS
+    ]
+    np.testing.assert_allclose(alive, [1 / (1 + odd) for odd in odds], rtol=1e-12)
+    undiscounted = discounted_clv(RUNAWAY_BG, TRUE_GG, x, t_x, age, spend, 52, 0.0, "week")
+    value = expected_average_value(TRUE_GG, x, spend)
+    np.testing.assert_allclose(
+        undiscounted, expected_purchases(RUNAWAY_BG, 52, x, t_x, age) * value, rtol=1e-10
+    )
+    discounted = discounted_clv(RUNAWAY_BG, TRUE_GG, x, t_x, age, spend, 52, 0.1, "week")
+    assert np.all(np.isfinite(discounted))
+    assert np.all((discounted > 0) & (discounted < undiscounted))
+
+
+def simulate_no_dropout(rng: np.random.Generator, customers: int) -> tuple[np.ndarray, ...]:
+    """Customers as the demo generates them: a Geometric(0.45) number of orders, the first at a
+    uniform time in 104 weeks and the rest uniform between it and the end, so nobody stops
+    buying; summarised in whole weeks as customer_features does."""
+    first = rng.uniform(0, 104, customers)
+    repeats = rng.geometric(0.45, customers) - 1
+    person = np.repeat(np.arange(customers), repeats)
+    at = first[person] + rng.uniform(0, 1, person.size) * (104 - first[person])
+    week = np.floor(at) - np.floor(first[person])
+    pairs = np.unique(np.stack([person, week])[:, week > 0], axis=1)
+    frequency = np.bincount(pairs[0].astype(int), minlength=customers).astype(float)
+    recency = np.zeros(customers)
+    np.maximum.at(recency, pairs[0].astype(int), pairs[1])
+    return frequency, recency, np.floor(104) - np.floor(first)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_population_that_never_stops_buying_fits_and_predicts_finite_values(seed: int) -> None:
+    # On such customers the fit ran a and b off together (a / (a + b) ~ 0.09) until b = 7e10
+    # and stopped "not converged" with the gradient at 0.0025, or it ended near a = 2e5 and
+    # every prediction was NaN. Now a and b stop at MAX_DROPOUT_SHAPE: the same dropout share.
+    frequency, recency, age = simulate_no_dropout(np.random.default_rng(seed), 20_000)
+    fit = fit_bgnbd(frequency, recency, age)
+    assert max(fit.a, fit.b) <= MAX_DROPOUT_SHAPE
+    assert 0.08 < fit.a / (fit.a + fit.b) < 0.11
+    assert math.isfinite(fit.log_likelihood)
+    expected = expected_purchases(fit, 52, frequency, recency, age)
+    alive = p_alive(fit, frequency, recency, age)
+    assert np.all(np.isfinite(expected)) and np.all(np.isfinite(alive))
+    # Each customer's predicted year is between nothing and what they would buy never dropping
+    # out, (r + x) 52 / (alpha + T), the Gamma posterior mean rate.
+    ceiling = (fit.r + frequency) * 52 / (fit.alpha + age)
+    assert np.all((expected > 0) & (expected < ceiling))
 
 
 def _week_rate(annual: float) -> float:
