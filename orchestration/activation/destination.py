@@ -151,14 +151,26 @@ class Destination(ABC):
 
 
 class Batch(list[Record]):
-    """The records of one request, with the id of the change set they were planned in.
+    """The records of one request, with the id each change is delivered under.
 
-    A record keeps its ``batch_id`` when the engine retries its request, splits it, or resends
-    it after a killed run left its outcome unrecorded, so ``(batch_id, key)`` names one delivery
-    of one change: a destination whose API takes an idempotency key or a record id builds it
-    from them, and the API applies each change once.
+    A change keeps its id when the engine retries its request, splits it, resends it after a
+    killed run left its outcome unrecorded, or sends it again in a later run after it failed, so
+    ``delivery_id(record)`` names one change however often it travels: a destination whose API
+    takes record ids or idempotency keys sends it, and the API applies each change once.
     """
 
-    def __init__(self, records: Sequence[Record] = (), batch_id: str | None = None) -> None:
+    def __init__(
+        self,
+        records: Sequence[Record] = (),
+        batch_id: str | None = None,
+        change_ids: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(records)
         self.batch_id = batch_id
+        #: Record key -> id of the change it carries, when not ``batch_id``.
+        self.change_ids = dict(change_ids or {})
+
+    def delivery_id(self, record: Record) -> str:
+        """``<change id>:<key>``: stable for one change of one record."""
+        change = self.change_ids.get(record.key) or self.batch_id
+        return f"{change}:{record.key}" if change else record.key

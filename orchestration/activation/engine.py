@@ -97,6 +97,8 @@ class PlannedRecord:
     record: Record
     customer_id: str | None
     fingerprint: str | None
+    #: Id of this change when an earlier run already tried to deliver it (None: a new change).
+    change_id: str | None = None
 
 
 @dataclass
@@ -269,7 +271,9 @@ with source as (
 ),
 
 held as (
-    select record_key, customer_id, fingerprint, sent_fields, inflight_batch
+    select
+        record_key, customer_id, fingerprint, sent_fields, inflight_batch, change_id,
+        change_fingerprint
     from activation.sync_state
     where sync_name = ?
 ),
@@ -297,6 +301,8 @@ compared as (
         end as action,
         src.fingerprint,
         held.sent_fields,
+        held.change_id,
+        held.change_fingerprint,
         {values}
     from source as src
     full outer join held on src.record_key = held.record_key
@@ -369,19 +375,27 @@ def make_plan(
     targets = list(spec.fields)
     column_index = {column: i for i, column in enumerate(spec.columns)}
     hash_fields = _hasher(destination)
-    for record_key, customer_id, action, fingerprint, sent_fields, *values in result:
+    for row in result:
+        record_key, customer_id, action, fingerprint, sent_fields = row[:5]
+        change_id, change_fingerprint = row[5:7]
+        values = row[7:]
         if action == "forget":
             plan.forgotten.append(record_key)
             continue
-        if action in ("remove", "erase"):
+        operation = "remove" if action in ("remove", "erase") else action
+        # The same change as a failed earlier attempt keeps that attempt's id.
+        same = change_fingerprint == f"{operation}:{fingerprint or ''}"
+        retry_id = change_id if same else None
+        if operation == "remove":
             fields = json.loads(sent_fields) if sent_fields else {}
-            planned = PlannedRecord(Record(record_key, "remove", fields), customer_id, None)
+            removal = Record(record_key, "remove", fields)
+            planned = PlannedRecord(removal, customer_id, None, retry_id)
             (plan.removes if action == "remove" else plan.erasures).append(planned)
             continue
         fields = {target: values[column_index[spec.fields[target]]] for target in targets}
         record = Record(record_key, action, hash_fields(fields))
         (plan.adds if action == "add" else plan.changes).append(
-            PlannedRecord(record, customer_id, fingerprint)
+            PlannedRecord(record, customer_id, fingerprint, retry_id)
         )
     return plan
 
@@ -412,6 +426,7 @@ class _Item:
     record: Record
     customer_id: str | None
     fingerprint: str | None
+    change_id: str | None = None
 
 
 class _Throttle:
@@ -473,6 +488,8 @@ class _Sender:
     def send(self, items: list[_Item], batch_id: str, mark: bool = True) -> None:
         if self.stop.is_set():
             return
+        for item in items:
+            item.change_id = item.change_id or batch_id
         if mark:
             state_tables.mark_inflight(
                 self.store,
@@ -486,6 +503,7 @@ class _Sender:
                         item.record.operation,
                         item.fingerprint,
                         dumps(item.record.fields),
+                        item.change_id,
                     )
                     for item in items
                 ],
@@ -496,7 +514,11 @@ class _Sender:
         retries = throttled = 0
         while True:
             self.throttle.wait()
-            batch = Batch([item.record for item in items], batch_id=batch_id)
+            batch = Batch(
+                [item.record for item in items],
+                batch_id=batch_id,
+                change_ids={item.record.key: item.change_id for item in items if item.change_id},
+            )
             self.stats.add(requests=1, records_sent=len(batch))
             try:
                 result = self.destination.write(batch)
@@ -558,7 +580,7 @@ def _inflight(store: StateStore, sync_name: str) -> list[tuple[str, list[_Item]]
     rows = store.fetch(
         """
         select inflight_batch, record_key, customer_id, inflight_operation,
-            inflight_fingerprint, inflight_fields
+            inflight_fingerprint, inflight_fields, change_id
         from activation.sync_state
         where sync_name = ? and inflight_batch is not null
         order by inflight_batch, record_key
@@ -566,9 +588,10 @@ def _inflight(store: StateStore, sync_name: str) -> list[tuple[str, list[_Item]]
         [sync_name],
     )
     batches: dict[str, list[_Item]] = {}
-    for batch_id, key, customer_id, operation, fingerprint, fields in rows:
+    for batch_id, key, customer_id, operation, fingerprint, fields, change_id in rows:
         record = Record(key, operation, json.loads(fields))
-        batches.setdefault(batch_id, []).append(_Item(record, customer_id, fingerprint))
+        item = _Item(record, customer_id, fingerprint, change_id)
+        batches.setdefault(batch_id, []).append(item)
     return list(batches.items())
 
 
@@ -609,7 +632,7 @@ def _chunks(items: Sequence[PlannedRecord], size: int) -> list[list[_Item]]:
     batches: list[list[_Item]] = []
     for operation in _SEND_ORDER:
         same = [
-            _Item(planned.record, planned.customer_id, planned.fingerprint)
+            _Item(planned.record, planned.customer_id, planned.fingerprint, planned.change_id)
             for planned in items
             if planned.record.operation == operation
         ]

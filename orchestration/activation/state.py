@@ -8,6 +8,9 @@ Tables (schema ``activation``, the same names and columns on DuckDB and Postgres
   failures since the last success. ``inflight_*`` is the request that may be carrying the row
   right now: written before the request leaves, cleared when its outcome is recorded, so after a
   killed run the engine resends exactly that request, under the same id, before anything else.
+  ``change_id`` is the id the pending change (``change_fingerprint``: operation and
+  fingerprint) is delivered under until it succeeds, so a receiver that already took it
+  recognises it when a later run sends it again.
 - ``sync_runs``: one row per run, written when it starts and completed when it ends; a run still
   ``running`` when the next one starts was killed and becomes ``interrupted``.
 - ``sync_row_log``: one row per record outcome per request (succeeded or failed, with the error).
@@ -55,6 +58,8 @@ _TABLES = {
         inflight_operation varchar,
         inflight_fingerprint varchar,
         inflight_fields varchar,
+        change_id varchar,
+        change_fingerprint varchar,
         first_sent_at timestamp,
         last_sent_at timestamp,
         updated_at timestamp not null,
@@ -232,6 +237,7 @@ _INFLIGHT_COLUMNS = (
     ("operation", "varchar"),
     ("fingerprint", "varchar"),
     ("fields", "varchar"),
+    ("change_id", "varchar"),
 )
 _OUTCOME_COLUMNS = (
     ("record_key", "varchar"),
@@ -247,12 +253,12 @@ def mark_inflight(
     sync_name: str,
     run_id: str,
     batch_id: str,
-    rows: Sequence[tuple[str, str | None, str, str | None, str]],
+    rows: Sequence[tuple[str, str | None, str, str | None, str, str]],
 ) -> None:
     """Record that request ``batch_id`` is about to carry ``rows``.
 
-    Each row is (record_key, customer_id, operation, fingerprint, fields as JSON); keys new to
-    the sync get a ``sending`` state row.
+    Each row is (record_key, customer_id, operation, fingerprint, fields as JSON, change id);
+    keys new to the sync get a ``sending`` state row.
     """
     now = utc_now()
     with store.transaction():
@@ -264,6 +270,9 @@ def mark_inflight(
                 inflight_operation = incoming.operation,
                 inflight_fingerprint = incoming.fingerprint,
                 inflight_fields = incoming.fields,
+                change_id = incoming.change_id,
+                change_fingerprint =
+                    incoming.operation || ':' || coalesce(incoming.fingerprint, ''),
                 customer_id = coalesce(incoming.customer_id, state.customer_id),
                 updated_at = ?,
                 last_run_id = ?
@@ -276,10 +285,12 @@ def mark_inflight(
             """
             insert into activation.sync_state (
                 sync_name, record_key, customer_id, status, attempts, inflight_batch,
-                inflight_operation, inflight_fingerprint, inflight_fields, updated_at, last_run_id
+                inflight_operation, inflight_fingerprint, inflight_fields, change_id,
+                change_fingerprint, updated_at, last_run_id
             )
             select ?, incoming.record_key, incoming.customer_id, 'sending', 0, ?,
-                incoming.operation, incoming.fingerprint, incoming.fields, ?, ?
+                incoming.operation, incoming.fingerprint, incoming.fields, incoming.change_id,
+                incoming.operation || ':' || coalesce(incoming.fingerprint, ''), ?, ?
             from inflight_rows as incoming
             where not exists (
                 select 1 from activation.sync_state as state
@@ -330,6 +341,8 @@ def record_outcomes(
                 inflight_operation = null,
                 inflight_fingerprint = null,
                 inflight_fields = null,
+                change_id = null,
+                change_fingerprint = null,
                 first_sent_at = coalesce(state.first_sent_at, ?),
                 last_sent_at = ?,
                 updated_at = ?,

@@ -165,3 +165,35 @@ class Sleeps(list):
         from orchestration.activation.engine import RetryPolicy
 
         return RetryPolicy(sleep=self, clock=self.clock, **settings)
+
+
+def apply_deliveries(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What a receiver holds after applying the records it stored, in arrival order."""
+    held: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record["operation"] == "remove":
+            held.pop(record["key"], None)
+        else:
+            held[record["key"]] = record["fields"]
+    return held
+
+
+def small_webhook(url: str, secret: str, timeout: float = 2.0, batch_size: int = 10):
+    """The webhook destination with small batches, so a few hundred rows make many requests."""
+    from orchestration.activation.destinations.webhook import WebhookConfig, WebhookDestination
+
+    class SmallBatchWebhook(WebhookDestination):
+        max_batch_size: ClassVar[int] = batch_size
+
+    return SmallBatchWebhook(WebhookConfig(url=url, secret=secret, timeout_seconds=timeout))
+
+
+def webhook_sync_main(duckdb_path: str, url: str, secret: str) -> None:
+    """One webhook sync of the test audience, as its own process (the kill test runs this)."""
+    from pathlib import Path
+
+    from orchestration.activation.engine import run_sync
+
+    warehouse = Warehouse(target="local", duckdb_path=Path(duckdb_path))
+    destination = small_webhook(url, secret, timeout=60.0)
+    run_sync(spec(destination="webhook", mode="mirror"), warehouse, {}, destination=destination)

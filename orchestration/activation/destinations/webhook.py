@@ -13,10 +13,11 @@ Request (the receiver contract of orchestration.activation.emulators.webhook)::
     X-Tessera-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + body, keyed by the secret>
 
     {"sync": "...", "batch_id": "...",
-     "records": [{"id": "<batch_id>:<key>", "key": "...", "operation": "add", "fields": {...}}]}
+     "records": [{"id": "<change id>:<key>", "key": "...", "operation": "add", "fields": {...}}]}
 
-A record's ``id`` stays the same when the engine retries, splits or (after a killed run) resends
-its request, so a receiver that keeps the ids it has seen applies each change once. Values are
+A record's ``id`` (``Batch.delivery_id``) names one change: it stays the same when the engine
+retries, splits or (after a killed run) resends its request, and when a later run sends a change
+that failed again, so a receiver that keeps the ids it has seen applies each change once. Values are
 JSON: timestamps and dates in ISO 8601, decimals as numbers.
 
 Answers: 2xx -> every record taken, except those a 207 lists in ``errors`` (by ``index``); 429 ->
@@ -40,6 +41,7 @@ import requests
 from pydantic import SecretStr, ValidationError
 
 from orchestration.activation.destination import (
+    Batch,
     Destination,
     DestinationConfig,
     PermanentError,
@@ -125,12 +127,14 @@ class WebhookDestination(Destination):
         self._sync = run.sync_name
 
     def write(self, batch: Sequence[Record]) -> WriteResult:
-        batch_id = getattr(batch, "batch_id", None) or uuid.uuid4().hex
+        if not isinstance(batch, Batch):
+            batch = Batch(batch, batch_id=uuid.uuid4().hex)
+        batch_id = batch.batch_id or uuid.uuid4().hex
         document: dict[str, Any] = {
             "batch_id": batch_id,
             "records": [
                 {
-                    "id": f"{batch_id}:{record.key}",
+                    "id": batch.delivery_id(record),
                     "key": record.key,
                     "operation": record.operation,
                     "fields": dict(record.fields),

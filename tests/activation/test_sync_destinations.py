@@ -1,0 +1,251 @@
+"""The file, table and webhook destinations driven by the sync engine: what ends up in the
+file, the table and the receiver, with faults injected and with the sending process killed."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from orchestration.activation.destinations import registry
+from orchestration.activation.emulators.base import Faults
+from orchestration.activation.emulators.webhook import WebhookEmulator
+from orchestration.activation.engine import run_sync
+from tests.activation.sync_support import (
+    Sleeps,
+    apply_deliveries,
+    make_warehouse,
+    members,
+    small_webhook,
+    spec,
+    write_audience,
+)
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "webhook-test-secret"
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, tmp_path_factory):
+    return make_warehouse(request, tmp_path_factory, request.param)
+
+
+@pytest.fixture
+def duckdb_warehouse(request, tmp_path_factory):
+    return make_warehouse(request, tmp_path_factory, "duckdb")
+
+
+def _changed_audience(rows):
+    """Rows 0-4 renamed, rows 5-9 gone, two members new: 5 changes, 5 removes, 2 adds."""
+    changed = [dict(row) for row in rows[10:]]
+    changed += [{**row, "first_name": f"Renamed{i}"} for i, row in enumerate(rows[:5])]
+    return changed + members(2, start=len(rows))
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_the_file_destination_holds_exactly_the_audience_after_each_run(
+    duckdb_warehouse, tmp_path, file_format
+):
+    rows = members(30)
+    path = tmp_path / f"out.{file_format}"
+    sync = spec(
+        destination="file", mode="mirror", options={"path": str(path), "format": file_format}
+    )
+
+    write_audience(duckdb_warehouse, rows)
+    run_sync(sync, duckdb_warehouse, registry())
+    changed = _changed_audience(rows)
+    write_audience(duckdb_warehouse, changed)
+    result = run_sync(sync, duckdb_warehouse, registry())
+
+    if file_format == "csv":
+        with path.open(newline="") as handle:
+            written = list(csv.DictReader(handle))
+    else:
+        written = pq.read_table(path).to_pylist()
+    assert result.plan.counts()["removes"] == 5
+    assert [row["customer_id"] for row in written] == sorted(r["customer_id"] for r in changed)
+    by_key = {row["customer_id"]: row for row in written}
+    assert by_key["c0000"] == {
+        "customer_id": "c0000",
+        "email": "user0@mail.com",
+        "firstname": "Renamed0",
+    }
+    assert set(written[0]) == {"customer_id", "email", "firstname"}
+
+
+def test_the_table_destination_holds_exactly_the_audience_in_the_warehouse(warehouse):
+    rows = members(30)
+    sync = spec(destination="table", mode="mirror", options={"table": "vip_export"})
+
+    write_audience(warehouse, rows)
+    run_sync(sync, warehouse, registry())
+    changed = _changed_audience(rows)
+    write_audience(warehouse, changed)
+    result = run_sync(sync, warehouse, registry())
+
+    table = warehouse.query(
+        "select customer_id, email, firstname from activation_exports.vip_export "
+        "order by customer_id"
+    )
+    assert (result.status, result.succeeded) == ("succeeded", 12)
+    assert table == sorted((row["customer_id"], row["email"], row["first_name"]) for row in changed)
+
+
+def test_the_table_destination_in_update_mode_fails_keys_it_does_not_hold(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(3))
+    run_sync(
+        spec("seed", destination="table", options={"table": "t"}), duckdb_warehouse, registry()
+    )
+    write_audience(duckdb_warehouse, members(5))
+
+    result = run_sync(
+        spec("upd", destination="table", mode="update", options={"table": "t"}),
+        duckdb_warehouse,
+        registry(),
+    )
+
+    assert (result.succeeded, result.failed) == (3, 2)
+    failed = duckdb_warehouse.query(
+        "select record_key, error from activation.sync_failed_rows order by record_key"
+    )
+    assert failed == [("c0003", "no record with this key"), ("c0004", "no record with this key")]
+
+
+def test_webhook_batches_are_signed_and_carry_ids_keys_operations_and_fields(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(3))
+    with WebhookEmulator(token=SECRET) as receiver:
+        env = {"TESSERA_WEBHOOK_URL": receiver.url, "TESSERA_WEBHOOK_SECRET": SECRET}
+        result = run_sync(spec(destination="webhook"), duckdb_warehouse, registry(), env=env)
+        wrong = {**env, "TESSERA_WEBHOOK_SECRET": "not-the-secret"}
+        write_audience(duckdb_warehouse, members(4))
+        refused = run_sync(spec(destination="webhook"), duckdb_warehouse, registry(), env=wrong)
+
+    assert (result.status, result.succeeded) == ("succeeded", 3)
+    body = receiver.batches[0]
+    assert body["sync"] == "test_sync"
+    assert body["records"][0] == {
+        "id": f"{body['batch_id']}:c0000",
+        "key": "c0000",
+        "operation": "add",
+        "fields": {"email": "user0@mail.com", "firstname": "Name0"},
+    }
+    assert refused.status == "failed"
+    assert "HTTP 401" in refused.error
+
+
+def test_webhook_settings_missing_from_the_environment_are_named(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(1))
+
+    result = run_sync(spec(destination="webhook"), duckdb_warehouse, registry(), env={})
+
+    assert result.status == "failed"
+    assert result.error == "TESSERA_WEBHOOK_URL is not set"
+
+
+def test_with_a_fifth_of_requests_faulty_the_receiver_ends_equal_to_the_audience(
+    duckdb_warehouse,
+):
+    rows = members(200)
+    faults = Faults(
+        rate_limit=0.05,
+        server_error=0.05,
+        timeout=0.05,
+        timeout_mode="close",
+        timeout_processed=True,
+        partial_failure=0.05,
+        retry_after=0.0,
+        seed=7,
+    )
+    sync = spec(destination="webhook", mode="mirror")
+    policy = Sleeps().policy()
+    runs = []
+    with WebhookEmulator(token=SECRET, faults=faults) as receiver:
+        destination = small_webhook(receiver.url, SECRET)
+        for audience in (rows, _changed_audience(rows)):
+            write_audience(duckdb_warehouse, audience)
+            for _ in range(4):
+                runs.append(
+                    run_sync(sync, duckdb_warehouse, {}, destination=destination, policy=policy)
+                )
+                if runs[-1].failed == 0:
+                    break
+        stored = list(receiver.records.values())
+        injected = dict(receiver.injected_faults)
+
+    assert apply_deliveries(stored) == {
+        row["customer_id"]: {"email": row["email"], "firstname": row["first_name"]}
+        for row in _changed_audience(rows)
+    }
+    # Each change stored once: one add per member ever, one change or remove per edit.
+    operations = [(record["key"], record["operation"]) for record in stored]
+    assert len(operations) == len(set(operations)) == 202 + 5 + 5
+    assert all(injected.get(kind, 0) > 0 for kind in ("rate_limit", "server_error", "timeout"))
+    assert injected["partial_failure"] > 0
+    assert runs[-1].failed == 0
+
+
+def test_a_sync_killed_mid_run_resumes_with_nothing_lost_and_nothing_sent_twice(tmp_path):
+    from orchestration.warehouse import Warehouse
+
+    warehouse = Warehouse(target="local", duckdb_path=tmp_path / "w.duckdb")
+    rows = members(200)
+    write_audience(warehouse, rows)
+    code = (
+        "import sys; from tests.activation.sync_support import webhook_sync_main; "
+        "webhook_sync_main(*sys.argv[1:])"
+    )
+    with WebhookEmulator(token=SECRET) as receiver:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(warehouse.duckdb_path), receiver.url, SECRET],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for(lambda: len(receiver.batches) >= 5, process)
+            # Every request from now on stalls unanswered and unapplied; once all four senders
+            # wait on one, every earlier answer has been recorded, and the process dies.
+            receiver.set_faults(timeout=1.0, timeout_seconds=60.0)
+            _wait_for(lambda: receiver.injected_faults["timeout"] >= 4, process)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        applied_before = len(receiver.records)
+        receiver.set_faults(timeout=0.0)
+
+        destination = small_webhook(receiver.url, SECRET)
+        resumed = run_sync(
+            spec(destination="webhook", mode="mirror"), warehouse, {}, destination=destination
+        )
+        held = apply_deliveries(receiver.records.values())
+        duplicates = receiver.duplicate_count
+
+    assert 50 <= applied_before < 200
+    assert resumed.plan.resends == 40
+    assert resumed.succeeded == 200 - applied_before
+    assert held == {
+        row["customer_id"]: {"email": row["email"], "firstname": row["first_name"]} for row in rows
+    }
+    assert len(receiver.records) == 200
+    assert duplicates == 0
+    runs = warehouse.query("select status from activation.sync_runs order by started_at")
+    assert runs == [("interrupted",), ("succeeded",)]
+
+
+def _wait_for(condition, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the sync process ended early with code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the sync process")
+        time.sleep(0.01)
