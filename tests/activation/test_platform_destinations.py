@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
+import pyarrow as pa
 import pytest
 import requests
 
@@ -34,7 +35,14 @@ from orchestration.activation.emulators.meta import MetaEmulator
 from orchestration.activation.emulators.salesforce import SalesforceEmulator
 from orchestration.activation.engine import RetryPolicy, SyncResult, run_sync
 from orchestration.activation.hashing import hash_identifier
-from tests.activation.sync_support import Sleeps, make_warehouse, members, spec, write_audience
+from tests.activation.sync_support import (
+    AUDIENCE,
+    Sleeps,
+    make_warehouse,
+    members,
+    spec,
+    write_audience,
+)
 
 TOKEN = "test-token"
 
@@ -997,3 +1005,132 @@ def test_google_unavailable_is_transient_and_a_bad_token_permanent(google_api):
     google_api.set_faults(server_error=1.0)
     with pytest.raises(TransientError, match="UNAVAILABLE"):
         google_for(google_api).write(customers(1))
+
+
+class SmallBatchMeta(Meta):
+    """Meta with 40-row batches, so a 250-member audience takes several requests per run."""
+
+    max_batch_size = 40
+
+
+class SmallBatchGoogle(Google):
+    max_batch_size = 40
+
+
+def ad_audience(count: int = E2E_MEMBERS, start: int = 0) -> list[dict[str, Any]]:
+    """Members with an email; every tenth has not consented to advertising."""
+    return [
+        {
+            "customer_id": f"c{number:04d}",
+            "email": f" Shopper.{number}+ads@GMail.com ",
+            "has_consent_advertising": number % 10 != 0,
+        }
+        for number in range(start, start + count)
+    ]
+
+
+def write_ad_audience(warehouse, rows: list[dict[str, Any]]) -> None:
+    columns = {
+        "customer_id": pa.string(),
+        "email": pa.string(),
+        "has_consent_advertising": pa.bool_(),
+    }
+    table = pa.table({c: pa.array([row[c] for row in rows], t) for c, t in columns.items()})
+    warehouse.write_tables("audiences", {AUDIENCE: table})
+
+
+def ad_audience_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Twenty members leave, thirty join."""
+    return rows[20:] + ad_audience(30, start=1000)
+
+
+def test_meta_audience_synced_through_the_engine_with_faults_equals_the_audience(warehouse):
+    rows = ad_audience()
+    with MetaEmulator(token=TOKEN) as api:
+        audience_id = make_audience(api)
+        api.faults = E2E_FAULTS.model_copy(update={"paths": (f"/v23.0/{audience_id}/users",)})
+        env = {
+            "TESSERA_META_BASE_URL": api.base_url,
+            "TESSERA_META_TOKEN": TOKEN,
+            "TESSERA_META_TIMEOUT_SECONDS": "0.5",
+        }
+        sync = spec(
+            destination="meta",
+            mode="mirror",
+            fields={"EMAIL": "email"},
+            options={"audience_id": audience_id},
+        )
+
+        def expected_members(rows) -> set[tuple[tuple[str, str], ...]]:
+            # Meta's rules keep the dots and +tag that Google's drop.
+            return {
+                (("EMAIL", meta_hash("email", r["email"])),)
+                for r in rows
+                if r["has_consent_advertising"]
+            }
+
+        write_ad_audience(warehouse, rows)
+        first = settle(sync, warehouse, SmallBatchMeta, env)
+        assert api.audiences[audience_id].members == expected_members(rows)
+
+        rows = ad_audience_changes(rows)
+        write_ad_audience(warehouse, rows)
+        settle(sync, warehouse, SmallBatchMeta, env)
+        assert api.audiences[audience_id].members == expected_members(rows)
+        assert len(expected_members(rows)) == 225 - 18 + 27
+
+        injected = dict(api.injected_faults)
+        api.set_faults(rate_limit=0, server_error=0, timeout=0, partial_failure=0)
+        api.clear_log()
+        unchanged = settle(sync, warehouse, SmallBatchMeta, env)
+        sent = [(entry.method, entry.path) for entry in api.log]
+
+    assert injected["partial_failure"] > 0
+    assert sum(injected.get(kind, 0) for kind in WHOLE_REQUEST_FAULTS) > 0, injected
+    assert len(first) > 1
+    assert unchanged[0].requests == 0
+    assert sent == [("GET", f"/v23.0/{audience_id}")]
+
+
+def test_google_list_synced_through_the_engine_with_faults_equals_the_audience(warehouse):
+    rows = ad_audience()
+    with GoogleEmulator(token=TOKEN) as api:
+        api.faults = E2E_FAULTS.model_copy(update={"paths": ("/v1/audienceMembers:",)})
+        env = {
+            "TESSERA_GOOGLE_BASE_URL": api.base_url,
+            "TESSERA_GOOGLE_TOKEN": TOKEN,
+            "TESSERA_GOOGLE_TIMEOUT_SECONDS": "0.5",
+        }
+        sync = spec(
+            destination="google",
+            mode="mirror",
+            fields={"emailAddress": "email"},
+            options={"operating_account_id": ACCOUNT, "user_list_id": USER_LIST},
+        )
+
+        def expected_members(rows) -> set[tuple[tuple[str, str], ...]]:
+            return {
+                (("email_address", google_hash("email", r["email"])),)
+                for r in rows
+                if r["has_consent_advertising"]
+            }
+
+        write_ad_audience(warehouse, rows)
+        settle(sync, warehouse, SmallBatchGoogle, env)
+        assert api.members[(ACCOUNT, USER_LIST)] == expected_members(rows)
+
+        rows = ad_audience_changes(rows)
+        write_ad_audience(warehouse, rows)
+        settle(sync, warehouse, SmallBatchGoogle, env)
+        assert api.members[(ACCOUNT, USER_LIST)] == expected_members(rows)
+        injected = dict(api.injected_faults)
+        api.set_faults(rate_limit=0, server_error=0, timeout=0, partial_failure=0)
+        api.clear_log()
+        unchanged = settle(sync, warehouse, SmallBatchGoogle, env)
+        sent = [(entry.method, entry.path) for entry in api.log]
+
+    assert injected["partial_failure"] > 0
+    assert sum(injected.get(kind, 0) for kind in WHOLE_REQUEST_FAULTS) > 0, injected
+    assert unchanged[0].requests == 0
+    # Only the connection check, a validate-only ingest.
+    assert sent == [("POST", "/v1/audienceMembers:ingest")]
