@@ -307,15 +307,19 @@ def test_hubspot_update_mode_never_creates_and_fails_unknown_contacts(hubspot_ap
     assert hubspot_api.request_count(CONTACTS + "/batch/update") == 1
 
 
-def test_hubspot_insert_mode_creates_and_fails_an_existing_email_with_conflict(hubspot_api):
-    hubspot_for(hubspot_api).write(contacts(1))
+def test_hubspot_insert_mode_creates_and_leaves_an_existing_contact_untouched(hubspot_api):
+    first = hubspot_for(hubspot_api).write(contacts(1))
     destination = hubspot_for(hubspot_api, mode="insert")
 
-    result = destination.write(contacts(2))
+    result = destination.write(
+        [add("c-0", email="person0@example.com", firstname="Other"), *contacts(1, start=1)]
+    )
 
-    assert outcomes(result)["c-0"][0] is False
-    assert "CONFLICT" in outcomes(result)["c-0"][1]
-    assert outcomes(result)["c-1"] == (True, None)
+    # HubSpot answers CONFLICT "Contact already exists. Existing ID: ..." for c-0.
+    assert hubspot_api.request_count(CONTACTS + "/batch/create") == 1
+    assert [o.succeeded for o in result.outcomes] == [True, True]
+    assert result.outcomes[0].destination_id == first.outcomes[0].destination_id
+    assert hubspot_api.contact_by("email", "person0@example.com").properties["firstname"] == "P0"
     assert len(hubspot_api.contacts) == 2
 
 

@@ -17,9 +17,11 @@ Options (the sync's YAML ``options``):
   set), ``archive`` (archive the contact, restorable for 90 days; the default otherwise) or
   ``none``.
 
-Modes: upsert and mirror use ``batch/upsert``; insert uses ``batch/create`` (an existing contact
-fails its row with CONFLICT); update uses ``batch/update`` by ``id_property`` (a missing contact
-fails its row). Property values are sent as strings; None clears the property.
+Modes: upsert and mirror use ``batch/upsert``; insert uses ``batch/create`` (a contact that
+already exists is left as it is and its row succeeds with its id: HubSpot's CONFLICT answer is
+also what a create retried after a timeout gets); update uses ``batch/update`` by
+``id_property`` (a missing contact fails its row). Property values are sent as strings; None
+clears the property.
 
 Answers: 200/201/204 -> every row succeeded; 207 -> per-row outcomes, errors matched back to rows
 by ``objectWriteTraceId`` (the record key); 429 -> RateLimited after Retry-After, else after
@@ -32,6 +34,7 @@ batch -> BatchRejected.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -57,6 +60,7 @@ from orchestration.activation.destinations._http import (
 
 CONTACTS = "crm/v3/objects/contacts"
 #: Waits from HubSpot's own client (hubspot-api-nodejs RetryDecorator) when no Retry-After comes.
+EXISTING_ID = re.compile(r"Existing ID: (\d+)")
 POLICY_WAIT_SECONDS = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0}
 
 
@@ -157,7 +161,7 @@ class HubSpot(Destination):
         body = self._post_json(
             f"{CONTACTS}/batch/{action}", {"inputs": inputs}, f"{action} contacts"
         )
-        outcomes = _batch_outcomes(records, body)
+        outcomes = _batch_outcomes(records, body, existing_ok=action == "create")
         if self.config.list_id:
             added = [
                 o.destination_id for o in outcomes.values() if o.succeeded and o.destination_id
@@ -260,8 +264,13 @@ class HubSpot(Destination):
         )
 
 
-def _batch_outcomes(records: Sequence[Record], body: Mapping[str, Any]) -> dict[str, RecordOutcome]:
-    """Outcomes of a 200/201/207 batch answer, matched to records by objectWriteTraceId."""
+def _batch_outcomes(
+    records: Sequence[Record], body: Mapping[str, Any], existing_ok: bool = False
+) -> dict[str, RecordOutcome]:
+    """Outcomes of a 200/201/207 batch answer, matched to records by objectWriteTraceId.
+
+    ``existing_ok``: a create refused because the contact exists counts as done, with its id.
+    """
     keys = {record.key for record in records}
     outcomes: dict[str, RecordOutcome] = {}
     for result in body.get("results") or []:
@@ -270,8 +279,13 @@ def _batch_outcomes(records: Sequence[Record], body: Mapping[str, Any]) -> dict[
             outcomes[key] = RecordOutcome(key, True, destination_id=_id(result.get("id")))
     for error in body.get("errors") or []:
         message = f"{error.get('category', 'ERROR')}: {error.get('message', 'no message')}"
+        existing = EXISTING_ID.search(str(error.get("message", "")))
         for key in _error_trace_ids(error):
-            if key in keys:
+            if key not in keys:
+                continue
+            if existing_ok and error.get("category") == "CONFLICT" and existing:
+                outcomes[key] = RecordOutcome(key, True, destination_id=existing.group(1))
+            else:
                 outcomes[key] = RecordOutcome(key, False, error=message)
     for key in keys - outcomes.keys():
         outcomes[key] = RecordOutcome(key, False, error="HubSpot returned no result for this row")

@@ -12,7 +12,7 @@ Options (the sync's YAML ``options``):
 - ``audience_id``: the customer-file Custom Audience (required).
 - ``ad_account_id``: its ad account (``act_`` optional); checked by ``check_connection``.
 - ``api_version``: Graph API version, default ``v23.0``.
-- ``schema``: the customer-file columns sent, in order; default EMAIL, PHONE, FN, LN, ZIP, CT,
+- ``columns``: the customer-file schema sent, in order; default EMAIL, PHONE, FN, LN, ZIP, CT,
   ST, COUNTRY, GEN, EXTERN_ID. Map audience columns to these names in the sync's ``fields``;
   every column but EXTERN_ID reaches ``write`` normalised with Meta's rules and SHA-256 hashed
   by the engine; missing values are sent as "".
@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import requests
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from orchestration.activation.destination import (
     BatchRejected,
@@ -110,17 +110,17 @@ class MetaConfig(HttpDestinationConfig):
     audience_id: str
     ad_account_id: str | None = None
     api_version: str = "v23.0"
-    schema_: tuple[str, ...] = Field(DEFAULT_SCHEMA, alias="schema")
+    columns: tuple[str, ...] = DEFAULT_SCHEMA
 
-    @field_validator("schema_")
+    @field_validator("columns")
     @classmethod
-    def _known_columns(cls, schema: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [column for column in schema if column not in DEFAULT_SCHEMA]
-        if unknown or not schema or len(set(schema)) != len(schema):
+    def _known_columns(cls, columns: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [column for column in columns if column not in DEFAULT_SCHEMA]
+        if unknown or not columns or len(set(columns)) != len(columns):
             raise ValueError(
-                f"schema must be distinct columns of {', '.join(DEFAULT_SCHEMA)}; got {unknown}"
+                f"columns must be distinct names of {', '.join(DEFAULT_SCHEMA)}; got {unknown}"
             )
-        return schema
+        return columns
 
     def graph(self, path: str) -> str:
         return self.url(f"{self.api_version}/{path.lstrip('/')}")
@@ -227,7 +227,7 @@ class Meta(Destination):
 
     @property
     def schema(self) -> tuple[str, ...]:
-        return self.config.schema_
+        return self.config.columns
 
     def _upload(
         self, endpoint: Endpoint, records: Sequence[Record], rows: list[list[str]], last: bool
