@@ -23,6 +23,7 @@ from orchestration.activation.destination import (
     RunContext,
     TransientError,
 )
+from orchestration.activation.destinations import registry
 from orchestration.activation.destinations.google import Google, GoogleConfig
 from orchestration.activation.destinations.hubspot import HubSpot, HubSpotConfig
 from orchestration.activation.destinations.meta import Meta, MetaConfig
@@ -664,9 +665,9 @@ def meta_hash(kind: str, value: str) -> str:
 
 def shopper(key: str, email: str, **fields: str) -> Record:
     """An add as the engine hands it to Meta: identifiers normalised and hashed."""
-    hashed = {"EMAIL": meta_hash("email", email)}
-    for column, value in fields.items():
-        hashed[column] = meta_hash(Meta.hashed_identifiers[column], value)
+    hashed = {"email": meta_hash("email", email)}
+    for field, value in fields.items():
+        hashed[field] = meta_hash(Meta.hashed_identifiers[field], value)
     return add(key, **hashed)
 
 
@@ -722,7 +723,7 @@ def test_meta_adds_hashed_identifiers_and_meta_holds_exactly_those(meta_api):
 
     result = destination.write(
         [
-            shopper("c-1", " Mary@Example.com", PHONE="+1 (555) 987-6543", FN="Mary"),
+            shopper("c-1", " Mary@Example.com", phone="+1 (555) 987-6543", first_name="Mary"),
             shopper("c-2", "john@example.com"),
         ]
     )
@@ -741,7 +742,7 @@ def test_meta_refuses_a_plain_text_email_and_the_batch_is_rejected(meta_api):
     audience_id = make_audience(meta_api)
 
     with pytest.raises(BatchRejected, match="SHA-256"):
-        meta_for(meta_api, audience_id).write([*shoppers(2), add("c-9", EMAIL="plain@example.com")])
+        meta_for(meta_api, audience_id).write([*shoppers(2), add("c-9", email="plain@example.com")])
     assert meta_api.audiences[audience_id].members == set()
 
 
@@ -804,7 +805,7 @@ def test_meta_removals_use_delete_in_their_own_session(meta_api):
 def test_meta_invalid_entries_fail_only_the_rows_meta_names():
     with MetaEmulator(token=TOKEN, reject_unhashed=False) as api:
         audience_id = make_audience(api)
-        batch = [*shoppers(2), add("c-bad", EMAIL="not-hashed@example.com")]
+        batch = [*shoppers(2), add("c-bad", email="not-hashed@example.com")]
 
         result = meta_for(api, audience_id, total=3).write(batch)
 
@@ -826,7 +827,7 @@ def test_meta_row_failures_injected_by_the_api_are_matched_to_their_rows():
 def test_meta_ten_thousand_rows_pass_and_more_are_refused(meta_api):
     audience_id = make_audience(meta_api)
     destination = meta_for(meta_api, audience_id, total=20_001)
-    rows = [add(f"c-{i}", EMAIL=hashlib.sha256(str(i).encode()).hexdigest()) for i in range(10_001)]
+    rows = [add(f"c-{i}", email=hashlib.sha256(str(i).encode()).hexdigest()) for i in range(10_001)]
 
     assert Meta.max_batch_size == 10_000
     assert len(destination.write(rows[:10_000]).succeeded) == 10_000
@@ -881,7 +882,7 @@ def google_hash(kind: str, value: str) -> str:
 
 def customer(key: str, email: str | None = None, **fields: str) -> Record:
     """An add as the engine hands it to Google: identifiers normalised and hashed."""
-    hashed: dict[str, Any] = {"emailAddress": google_hash("email", email)} if email else {}
+    hashed: dict[str, Any] = {"email": google_hash("email", email)} if email else {}
     for name, value in fields.items():
         kind = Google.hashed_identifiers.get(name)
         hashed[name] = google_hash(kind, value) if kind else value
@@ -915,15 +916,13 @@ def test_google_ingests_hashed_members_with_consent_into_the_user_list(google_ap
 
     result = destination.write(
         [
-            customer(
-                "c-1", "Cloudy.SanFrancisco+shopping@gmail.com", phoneNumber="+1 555 987 6543"
-            ),
+            customer("c-1", "Cloudy.SanFrancisco+shopping@gmail.com", phone="+1 555 987 6543"),
             customer(
                 "c-2",
-                givenName="Jane",
-                familyName="Doe",
-                regionCode="us",
-                postalCode="94045",
+                first_name="Jane",
+                last_name="Doe",
+                country="us",
+                zip="94045",
             ),
         ]
     )
@@ -945,7 +944,7 @@ def test_google_ingests_hashed_members_with_consent_into_the_user_list(google_ap
 
 
 def test_google_fails_a_member_without_identifiers_without_sending_it(google_api):
-    incomplete_address = customer("c-2", givenName="Jane", familyName="Doe")
+    incomplete_address = customer("c-2", first_name="Jane", last_name="Doe")
 
     result = google_for(google_api).write([*customers(1), incomplete_address])
 
@@ -955,7 +954,7 @@ def test_google_fails_a_member_without_identifiers_without_sending_it(google_api
 
 
 def test_google_one_bad_member_rejects_the_whole_request_and_nothing_is_applied(google_api):
-    batch = [*customers(3), add("c-bad", emailAddress="plain@example.com")]
+    batch = [*customers(3), add("c-bad", email="plain@example.com")]
 
     with pytest.raises(BatchRejected, match=r"audience_members\[3\].*email_address"):
         google_for(google_api).write(batch)
@@ -965,8 +964,7 @@ def test_google_one_bad_member_rejects_the_whole_request_and_nothing_is_applied(
 def test_google_batches_stop_at_ten_thousand_members_because_the_api_refuses_more(google_api):
     # Only the oversize request: validating 10,000 members in the emulator takes 7 s.
     batch = [
-        add(f"c-{i}", emailAddress=hashlib.sha256(str(i).encode()).hexdigest())
-        for i in range(10_001)
+        add(f"c-{i}", email=hashlib.sha256(str(i).encode()).hexdigest()) for i in range(10_001)
     ]
 
     assert Google.max_batch_size == 10_000
@@ -1061,7 +1059,7 @@ def test_meta_audience_synced_through_the_engine_with_faults_equals_the_audience
         sync = spec(
             destination="meta",
             mode="mirror",
-            fields={"EMAIL": "email"},
+            fields={"email": "email"},
             options={"audience_id": audience_id},
         )
 
@@ -1108,7 +1106,7 @@ def test_google_list_synced_through_the_engine_with_faults_equals_the_audience(w
         sync = spec(
             destination="google",
             mode="mirror",
-            fields={"emailAddress": "email"},
+            fields={"email": "email"},
             options={"operating_account_id": ACCOUNT, "user_list_id": USER_LIST},
         )
 
@@ -1138,3 +1136,31 @@ def test_google_list_synced_through_the_engine_with_faults_equals_the_audience(w
     assert unchanged[0].requests == 0
     # Only the connection check, a validate-only ingest.
     assert sent == [("POST", "/v1/audienceMembers:ingest")]
+
+
+def test_a_missing_required_setting_names_the_option_and_the_variable():
+    with pytest.raises(PermanentError) as raised:
+        MetaConfig.from_env({}, {"TESSERA_META_TOKEN": "t"})
+    assert str(raised.value) == (
+        "meta settings: audience_id: required (option audience_id or TESSERA_META_AUDIENCE_ID)"
+    )
+    config = GoogleConfig.from_env(
+        {"user_list_id": "9"},
+        {"TESSERA_GOOGLE_TOKEN": "t", "TESSERA_GOOGLE_OPERATING_ACCOUNT_ID": "123-456-7890"},
+    )
+    assert config.operating_account_id == "1234567890"
+    assert config.base_url == "https://datamanager.googleapis.com"
+
+
+def test_every_platform_destination_is_registered_under_its_yaml_name():
+    destinations = registry()
+
+    assert {name: destinations[name] for name in ("hubspot", "salesforce", "meta", "google")} == {
+        "hubspot": HubSpot,
+        "salesforce": Salesforce,
+        "meta": Meta,
+        "google": Google,
+    }
+    assert {HubSpot.consent_purpose, Salesforce.consent_purpose} == {"email_marketing"}
+    assert {Meta.consent_purpose, Google.consent_purpose} == {"advertising"}
+    assert (Meta.normaliser, Google.normaliser) == ("meta", "google")

@@ -73,11 +73,16 @@ class HttpDestinationConfig(DestinationConfig):
         try:
             return cls(**values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'options'}: {error['msg']}"
-                for error in exc.errors()
-            )
+            problems = "; ".join(cls._problem(error) for error in exc.errors())
             raise PermanentError(f"{cls.env_name.lower()} settings: {problems}") from None
+
+    @classmethod
+    def _problem(cls, error: Any) -> str:
+        where = ".".join(str(part) for part in error["loc"]) or "options"
+        if error["type"] == "missing":
+            return f"{where}: required (option {where} or {cls.env_var(where)})"
+        # No input value: pydantic's message quotes it only in error["input"], left out here.
+        return f"{where}: {error['msg']}"
 
     def url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"

@@ -23,10 +23,11 @@ Options (the sync's YAML ``options``):
 - ``terms_of_service_accepted``: send ``customerMatchTermsOfServiceStatus: ACCEPTED`` (default
   false: accept Google's Customer Match terms in Google Ads first, then set this).
 
-Fields: map audience columns to ``emailAddress``, ``phoneNumber``, ``givenName``,
-``familyName`` (normalised with Google's rules and SHA-256 hashed by the engine, sent with
-``encoding: HEX``) and ``regionCode``, ``postalCode`` (sent as they are, as Google asks). An
-address is sent only when all four of its parts are present. Consent: only customers who
+Fields: map audience columns to ``email``, ``phone``, ``first_name``, ``last_name`` (normalised
+with Google's rules and SHA-256 hashed by the engine, sent with ``encoding: HEX``) and
+``country``, ``zip`` (the address's region code and postal code, sent as they are, as Google
+asks); the same names as for Meta. An address is sent only when all four of its parts are
+present. Consent: only customers who
 consented to advertising reach ``write``, so every member is sent with ``adUserData`` and
 ``adPersonalization`` CONSENT_GRANTED.
 
@@ -66,12 +67,19 @@ from orchestration.activation.destinations._http import (
 
 #: Destination field -> identifier kind the engine normalises and hashes.
 HASHED_FIELDS = {
-    "emailAddress": "email",
-    "phoneNumber": "phone",
+    "email": "email",
+    "phone": "phone",
+    "first_name": "first_name",
+    "last_name": "last_name",
+}
+#: Data Manager identifier -> destination field.
+IDENTIFIERS = {"emailAddress": "email", "phoneNumber": "phone"}
+ADDRESS = {
     "givenName": "first_name",
     "familyName": "last_name",
+    "regionCode": "country",
+    "postalCode": "zip",
 }
-ADDRESS_FIELDS = ("givenName", "familyName", "regionCode", "postalCode")
 MAX_IDENTIFIERS = 10
 REFERENCE = "tessera"
 
@@ -182,11 +190,11 @@ class Google(Destination):
 
     def _member(self, fields: Mapping[str, Any], remove: bool) -> dict[str, Any] | None:
         identifiers: list[dict[str, Any]] = []
-        for name in ("emailAddress", "phoneNumber"):
-            value = _text(fields.get(name))
+        for name, field in IDENTIFIERS.items():
+            value = _text(fields.get(field))
             if value:
                 identifiers.append({name: value})
-        address = {name: _text(fields.get(name)) for name in ADDRESS_FIELDS}
+        address = {name: _text(fields.get(field)) for name, field in ADDRESS.items()}
         if all(address.values()):
             address["regionCode"] = address["regionCode"].upper()
             address["postalCode"] = address["postalCode"].replace(" ", "")

@@ -12,10 +12,14 @@ Options (the sync's YAML ``options``):
 - ``audience_id``: the customer-file Custom Audience (required).
 - ``ad_account_id``: its ad account (``act_`` optional); checked by ``check_connection``.
 - ``api_version``: Graph API version, default ``v23.0``.
-- ``columns``: the customer-file schema sent, in order; default EMAIL, PHONE, FN, LN, ZIP, CT,
-  ST, COUNTRY, GEN, EXTERN_ID. Map audience columns to these names in the sync's ``fields``;
-  every column but EXTERN_ID reaches ``write`` normalised with Meta's rules and SHA-256 hashed
-  by the engine; missing values are sent as "".
+- ``columns``: the fields sent, in order; default all of them: ``email``, ``phone``,
+  ``first_name``, ``last_name``, ``zip``, ``city``, ``state``, ``country``, ``gender``,
+  ``external_id`` (Meta's EMAIL, PHONE, FN, LN, ZIP, CT, ST, COUNTRY, GEN, EXTERN_ID).
+
+Fields: map audience columns to those names in the sync's ``fields`` (``{email: email, phone:
+phone}``), the identifier kinds Tessera's hashing knows; Google takes the same names. Every field
+but ``external_id`` reaches ``write`` normalised with Meta's rules and SHA-256 hashed by the
+engine; a missing value is sent as "".
 
 Sessions: Meta groups the requests of one upload in a session (``session_id`` chosen by the
 advertiser, ``batch_seq`` from 1, ``last_batch_flag`` on the last one). Each run opens one
@@ -78,21 +82,23 @@ from orchestration.activation.destinations._http import (
     send,
 )
 
-#: Customer-file column -> identifier kind the engine normalises and hashes.
-HASHED_COLUMNS = {
-    "EMAIL": "email",
-    "PHONE": "phone",
-    "FN": "first_name",
-    "LN": "last_name",
-    "ZIP": "zip",
-    "CT": "city",
-    "ST": "state",
-    "COUNTRY": "country",
-    "GEN": "gender",
+#: Destination field -> Meta customer-file key.
+META_KEYS = {
+    "email": "EMAIL",
+    "phone": "PHONE",
+    "first_name": "FN",
+    "last_name": "LN",
+    "zip": "ZIP",
+    "city": "CT",
+    "state": "ST",
+    "country": "COUNTRY",
+    "gender": "GEN",
+    "external_id": "EXTERN_ID",
 }
-#: Columns sent as they are: the advertiser's own id.
-PLAIN_COLUMNS = ("EXTERN_ID",)
-DEFAULT_SCHEMA = (*HASHED_COLUMNS, *PLAIN_COLUMNS)
+#: Fields the engine normalises and hashes (field -> identifier kind); the advertiser's own id
+#: is sent as it is.
+HASHED_FIELDS = {field: field for field in META_KEYS if field != "external_id"}
+DEFAULT_SCHEMA = tuple(META_KEYS)
 THROTTLING_CODES = frozenset({4, 17, 32, 613, 80003})
 PERMISSION_CODES = frozenset({10, 190, 200, 294})
 TRANSIENT_CODES = frozenset({1, 2})
@@ -141,7 +147,7 @@ class Meta(Destination):
     max_concurrency: ClassVar[int] = 1
     consent_purpose: ClassVar[str | None] = "advertising"
     supported_modes: ClassVar[frozenset[str]] = frozenset({"upsert", "insert", "mirror"})
-    hashed_identifiers: ClassVar[dict[str, str]] = HASHED_COLUMNS
+    hashed_identifiers: ClassVar[dict[str, str]] = HASHED_FIELDS
     normaliser: ClassVar[str | None] = "meta"
     config_class: ClassVar[type[MetaConfig]] = MetaConfig
 
@@ -254,7 +260,9 @@ class Meta(Destination):
         self, endpoint: Endpoint, session: _Session, rows: list[list[str]], last: bool
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "payload": json.dumps({"schema": list(self.schema), "data": rows}),
+            "payload": json.dumps(
+                {"schema": [META_KEYS[field] for field in self.schema], "data": rows}
+            ),
             "session": json.dumps(
                 {
                     "session_id": session.session_id,

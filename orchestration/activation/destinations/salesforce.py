@@ -10,9 +10,10 @@ Environment:
 
 Options (the sync's YAML ``options``):
 
-- ``sobject``: object type, default ``Contact``.
-- ``external_id_field``: the External ID field holding the sync key (required), e.g.
-  ``Tessera_Customer_Id__c``. A record's value comes from that mapped field, else from its key.
+- ``object``: the sObject type, default ``Contact``.
+- ``external_id_field``: the unique External ID field holding the sync key, default
+  ``Tessera_Customer_Id__c`` (a Text field to create on the object). A record's value comes from
+  that mapped field, else from the record's key.
 - ``api_version``: REST API version, default ``62.0`` (collections upsert needs 46.0 or later).
 - ``bulk_threshold``: a run sending more records than this uses Bulk API 2.0; default 10,000.
 - ``bulk_batch_size``: records per Bulk job, default 10,000.
@@ -84,8 +85,8 @@ BULK_NULL = "#N/A"
 class SalesforceConfig(HttpDestinationConfig):
     env_name: ClassVar[str] = "SALESFORCE"
 
-    sobject: str = "Contact"
-    external_id_field: str
+    object: str = "Contact"
+    external_id_field: str = "Tessera_Customer_Id__c"
     api_version: str = "62.0"
     bulk_threshold: int = Field(10_000, ge=0)
     bulk_batch_size: int = Field(10_000, gt=0, le=150_000)
@@ -162,11 +163,11 @@ class Salesforce(Destination):
     def _sobject_record(self, record: Record) -> dict[str, Any]:
         fields = {name: _json_value(value) for name, value in record.fields.items()}
         fields[self.config.external_id_field] = self._external_id(record)
-        return {"attributes": {"type": self.config.sobject}, **fields}
+        return {"attributes": {"type": self.config.object}, **fields}
 
     def _upsert(self, records: Sequence[Record]) -> dict[str, RecordOutcome]:
         body = {"allOrNone": False, "records": [self._sobject_record(r) for r in records]}
-        path = f"composite/sobjects/{self.config.sobject}/{self.config.external_id_field}"
+        path = f"composite/sobjects/{self.config.object}/{self.config.external_id_field}"
         results = self._json("PATCH", path, "upserting records", body)
         return _ordered_outcomes(records, results)
 
@@ -193,7 +194,7 @@ class Salesforce(Destination):
         for start in range(0, len(values), COLLECTION_LIMIT):
             chunk = values[start : start + COLLECTION_LIMIT]
             quoted = ", ".join(_soql_string(value) for value in chunk)
-            query = f"SELECT Id, {field} FROM {self.config.sobject} WHERE {field} IN ({quoted})"
+            query = f"SELECT Id, {field} FROM {self.config.object} WHERE {field} IN ({quoted})"
             answer = self._json("GET", "query", "looking up records", params={"q": query})
             while True:
                 for row in answer.get("records", []):
@@ -214,7 +215,7 @@ class Salesforce(Destination):
             "jobs/ingest",
             "creating a Bulk job",
             {
-                "object": self.config.sobject,
+                "object": self.config.object,
                 "operation": "upsert",
                 "externalIdFieldName": self.config.external_id_field,
                 "contentType": "CSV",
