@@ -72,6 +72,7 @@ bench: install
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/identity.py
 	$(BIN)/python bench/predictive.py
+	$(BIN)/python bench/sync.py
 
 clean:
 	rm -rf target logs .tessera tessera.duckdb tessera.duckdb.wal output

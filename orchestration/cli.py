@@ -149,7 +149,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     _build(warehouse, {}, steps)
     _predict(warehouse, {}, Path(args.output_dir), steps)
     steps.run(
-        "sync demo audiences to file and table destinations",
+        "sync audiences to file and table",
         lambda: run_syncs(warehouse, destinations=DEMO_DESTINATIONS, progress=_say),
     )
     print(steps.report())

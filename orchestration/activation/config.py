@@ -24,7 +24,7 @@ the bad field, and all errors of all files are reported at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,11 +84,14 @@ def load_syncs(
     project: Path,
     registry: Mapping[str, type[Destination]],
     audience_columns: Mapping[str, list[str]] | None = None,
+    select: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> list[SyncSpec]:
     """Every sync declared under ``project``/models/audiences, checked; raise SyncConfigError.
 
     ``audience_columns`` (audience table -> its columns, from the warehouse) turns on the checks
     that the audience exists and has the key, the mapped columns and the consent column.
+    ``select`` (given a declaration as written) keeps only the syncs a command will run, so a
+    mistake in another sync's declaration does not stop them.
     """
     problems: list[str] = []
     specs: list[SyncSpec] = []
@@ -102,7 +105,7 @@ def load_syncs(
         except yaml.YAMLError as exc:
             problems.append(f"{label}: not valid YAML: {exc}")
             continue
-        for spec in _file_syncs(document, label, registry, audience_columns, problems):
+        for spec in _file_syncs(document, label, registry, audience_columns, problems, select):
             if spec.name in seen:
                 problems.append(
                     f"{spec.source}: sync name {spec.name!r} is already used in {seen[spec.name]}"
@@ -115,12 +118,37 @@ def load_syncs(
     return specs
 
 
+def declared_sync_names(project: Path) -> list[str]:
+    """Names of the syncs declared under ``project``, unchecked (for naming the choices)."""
+    names = []
+    for path in sorted((project / AUDIENCES_DIR).glob("*.y*ml")):
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            continue
+        models = document.get("models") if isinstance(document, dict) else None
+        for model in models if isinstance(models, list) else []:
+            tessera = (
+                ((model.get("config") or {}).get("meta") or {}).get("tessera") or {}
+                if isinstance(model, dict)
+                else {}
+            )
+            syncs = tessera.get("syncs") if isinstance(tessera, dict) else None
+            names += [
+                item["name"]
+                for item in (syncs if isinstance(syncs, list) else [])
+                if isinstance(item, dict) and isinstance(item.get("name"), str)
+            ]
+    return names
+
+
 def _file_syncs(
     document: Any,
     label: str,
     registry: Mapping[str, type[Destination]],
     audience_columns: Mapping[str, list[str]] | None,
     problems: list[str],
+    select: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> list[SyncSpec]:
     if document is None:
         return []
@@ -153,6 +181,8 @@ def _file_syncs(
             problems.append(f"{label}: models[{index}].name: the model needs a name")
             continue
         for position, item in enumerate(syncs):
+            if select is not None and isinstance(item, dict) and not select(item):
+                continue
             spec = _check_sync(
                 item, f"{label}: {where}[{position}]", audience, registry, audience_columns
             )
@@ -243,10 +273,17 @@ def can_remove(destination: type[Destination]) -> bool:
     return "mirror" in destination.supported_modes
 
 
+def option_fields(destination: type[Destination]) -> dict[str, Any]:
+    """The destination's settings by the name a sync's options use (a field's alias if any)."""
+    return {
+        (info.alias or name): info for name, info in destination.config_class.model_fields.items()
+    }
+
+
 def _check_options(
     options: Mapping[str, Any], destination: type[Destination], where: str
 ) -> list[str]:
-    fields = destination.config_class.model_fields
+    fields = option_fields(destination)
     problems = []
     for option in options:
         setting = fields.get(option)

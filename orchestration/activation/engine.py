@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from orchestration.activation import state as state_tables
-from orchestration.activation.config import AUDIENCE_SCHEMA, SyncSpec, can_remove
+from orchestration.activation.config import AUDIENCE_SCHEMA, SyncSpec, can_remove, option_fields
 from orchestration.activation.destination import (
     Batch,
     BatchRejected,
@@ -171,6 +171,8 @@ class SyncResult:
     error: str | None = None
 
     def format(self) -> str:
+        if self.status == "dry_run" and self.plan is not None:
+            return f"dry run, nothing sent: {self.plan.format()}"
         if self.status in ("aborted", "failed") and self.plan is None:
             return f"sync {self.sync}: {self.status}: {self.error}"
         counts = self.plan.counts() if self.plan else {}
@@ -208,7 +210,7 @@ def destination_config(
     if from_env is not None:
         return from_env(options, env)
     values: dict[str, Any] = {}
-    for name in config_class.model_fields:
+    for name in option_fields(destination):
         variable = f"TESSERA_{destination.name.upper()}_{name.upper()}"
         if name in options:
             values[name] = options[name]
@@ -868,20 +870,24 @@ def run_syncs(
 ) -> list[SyncResult]:
     """Load the project's syncs, checked against the warehouse, and run the chosen ones in
     turn: those named (all if None), of the destinations listed (any if None)."""
-    from orchestration.activation.config import load_syncs
+    from orchestration.activation.config import declared_sync_names, load_syncs
     from orchestration.activation.destinations import registry
     from orchestration.dbt_project import project_dir
 
     destinations_by_name = registry()
-    specs = load_syncs(project_dir(), destinations_by_name, audience_columns(warehouse))
+
+    def chosen(item: Mapping[str, Any]) -> bool:
+        named = not names or item.get("name") in names
+        return named and (destinations is None or item.get("destination") in destinations)
+
+    specs = load_syncs(
+        project_dir(), destinations_by_name, audience_columns(warehouse), select=chosen
+    )
     if names:
         unknown = sorted(set(names) - {spec.name for spec in specs})
         if unknown:
-            known = ", ".join(spec.name for spec in specs) or "none declared"
+            known = ", ".join(declared_sync_names(project_dir())) or "none declared"
             raise SyncError(f"no sync named {', '.join(unknown)} (syncs: {known})")
-        specs = [spec for spec in specs if spec.name in names]
-    if destinations is not None:
-        specs = [spec for spec in specs if spec.destination in destinations]
     results = []
     for spec in specs:
         result = run_sync(
@@ -894,7 +900,5 @@ def run_syncs(
         )
         if progress:
             progress(result.format())
-            if dry_run and result.plan is not None:
-                progress(result.plan.format())
         results.append(result)
     return results

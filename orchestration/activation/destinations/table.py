@@ -2,7 +2,7 @@
 
 Options (the sync's YAML ``options``) and environment:
 
-- ``schema_name`` (default ``activation_exports``) and ``table`` (default: the sync's name).
+- ``schema`` (default ``activation_exports``) and ``table`` (default: the sync's name).
 - ``duckdb_path`` (``TESSERA_TABLE_DUCKDB_PATH``): a DuckDB file to write to.
 - ``postgres_url`` (``TESSERA_TABLE_POSTGRES_URL``, environment only: it may hold a password):
   a libpq connection string or URL of a Postgres database to write to.
@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import duckdb
 import psycopg
 import pyarrow as pa
-from pydantic import SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
 from orchestration.activation.destination import (
     Destination,
@@ -46,7 +46,10 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class TableConfig(DestinationConfig):
-    schema_name: str = "activation_exports"
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True)
+
+    # ``schema`` in options; the attribute has another name because BaseModel has a ``schema``.
+    schema_name: str = Field("activation_exports", alias="schema")
     table: str | None = None
     duckdb_path: str | None = None
     postgres_url: SecretStr | None = None
