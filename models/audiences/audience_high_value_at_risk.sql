@@ -1,9 +1,11 @@
 {#- One row per customer whose discounted CLV is in the top fifth of scored customers
-    (customer_clv) and whose churn risk tier is high (customer_churn_scores), with an email and
-    email marketing consent: valuable customers worth a win-back offer before they go. Empty
+    (customer_clv) and whose churn risk tier (customer_churn_scores) is high or medium, with an
+    email and email marketing consent: valuable customers worth a win-back offer before they go.
+    Medium counts as at risk: the most valuable customers are the most active ones, so few of
+    them reach the high tier (on the demo's 20,000 customers, 14 of the top fifth's 1,809). Empty
     until the predictive step has run, and on a warehouse without orders. -#}
 {%- set top_value_share = 0.2 -%}
-{%- set at_risk_tiers = ['high'] -%}
+{%- set at_risk_tiers = ['high', 'medium'] -%}
 
 with
 

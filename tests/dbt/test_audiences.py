@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from orchestration.dbt_project import run_dbt
+from orchestration.predictive.pipeline import run_predictive
 from orchestration.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -25,6 +26,11 @@ DESTINATIONS = {"hubspot", "salesforce", "meta", "google", "webhook", "table", "
 LOCAL_DESTINATIONS = {"table", "file"}
 MODES = {"upsert", "update", "insert", "mirror"}
 CONSENT_COLUMNS = ("has_consent_email_marketing", "has_consent_advertising")
+AUDIENCE_MODELS = sorted(
+    path.stem
+    for path in AUDIENCES_DIR.glob("audience_*.sql")
+    if path.stem != "audience_membership_history"
+)
 
 # Seeds and every model the audiences read, without data tests: the marts' tests run in the
 # session builds. Missing raw tables (pages, CRM, tickets) are read as empty.
@@ -234,8 +240,9 @@ def test_hand_made_people_are_members_exactly_when_the_audience_says(
         ("repeat_buyers", "fay@mail.io", True),
     ]
 
-    # The predictive step writes its tables, and the models rebuild ten days on: Ann's views are out of the window, so her browse stay closes;
-    # she enters high_value_at_risk; Fay's repeat_buyers stay stays open.
+    # The predictive step writes its tables and the models rebuild ten days on: Ann's views are
+    # out of the window, so her browse stay closes; she enters high_value_at_risk; Fay's
+    # repeat_buyers stay stays open.
     empty_warehouse.write_tables("predictive", _predictions(empty_warehouse))
     run_dbt(RUN_PREDICTIVE, empty_warehouse, {"tessera_audience_as_of": LATER}, quiet=True)
     assert _emails(empty_warehouse, "browse_abandoners") == []
@@ -277,10 +284,6 @@ def test_hand_made_people_are_members_exactly_when_the_audience_says(
     assert closed == [(entries[0], entries[2])]
 
 
-def _audience_models() -> list[str]:
-    return sorted(path.stem for path in AUDIENCES_DIR.glob("audience_*.yml"))
-
-
 def _syncs() -> dict[str, list[dict[str, Any]]]:
     """The syncs each model of the project declares, by model name."""
     syncs = {}
@@ -301,20 +304,32 @@ def _columns(warehouse: Warehouse, model: str) -> set[str]:
     return {name for (name,) in rows}
 
 
-def test_demo_audiences_have_members_and_syncs_map_their_columns(warehouse: Warehouse) -> None:
-    audiences = [m for m in _audience_models() if m != "audience_membership_history"]
-    counts = {
+def _counts(warehouse: Warehouse) -> dict[str, int]:
+    return {
         model: warehouse.query(f"select count(*) from audiences.{model}")[0][0]
-        for model in audiences
+        for model in AUDIENCE_MODELS
     }
-    # 1,500 generated customers (seed 11) on either adapter. The predictive step does not run in
-    # the session builds, so high_value_at_risk is empty there; its unit test shows its logic.
-    assert counts == {
+
+
+def test_demo_audiences_have_members_once_the_predictive_step_has_run(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    # 1,500 generated customers (seed 11), the same on either adapter. The session build runs
+    # before any predictive step, so high_value_at_risk builds empty then.
+    assert _counts(warehouse) == {
         "audience_browse_abandoners": 9,
         "audience_high_value_at_risk": 0,
         "audience_repeat_buyers": 84,
     }
-    for model in audiences:
+    run_predictive(warehouse, {}, tmp_path)
+    run_dbt(["run", "--select", "path:models/predictive+"], warehouse, quiet=True)
+    counts = _counts(warehouse)
+    assert counts == {
+        "audience_browse_abandoners": 9,
+        "audience_high_value_at_risk": 8,
+        "audience_repeat_buyers": 84,
+    }
+    for model in AUDIENCE_MODELS:
         leaks = warehouse.query(
             f"""
             select
@@ -336,12 +351,17 @@ def test_demo_audiences_have_members_and_syncs_map_their_columns(warehouse: Ware
             " where exited_at is null group by audience"
         )
     )
-    assert {model: open_stays.get(model, 0) for model in audiences} == counts
+    assert open_stays == counts
 
+
+def test_every_audience_syncs_to_a_local_and_a_remote_destination_on_its_own_columns(
+    duckdb_warehouse: Warehouse,
+) -> None:
     declared = _syncs()
-    for model in audiences:
+    for model in AUDIENCE_MODELS:
         syncs = declared[model]
-        columns = _columns(warehouse, model)
+        columns = _columns(duckdb_warehouse, model)
+        # The sync engine filters each destination's rows by these consent flags.
         assert set(CONSENT_COLUMNS) <= columns, model
         assert {sync["destination"] for sync in syncs} & LOCAL_DESTINATIONS, model
         assert {sync["destination"] for sync in syncs} - LOCAL_DESTINATIONS, model
