@@ -3,6 +3,8 @@ sends, and how each API answer becomes a per-row outcome or a whole-request erro
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import hashlib
 import json
 import re
@@ -24,6 +26,7 @@ from orchestration.activation.destination import (
     TransientError,
 )
 from orchestration.activation.destinations import registry
+from orchestration.activation.destinations._http import retry_after
 from orchestration.activation.destinations.google import Google, GoogleConfig
 from orchestration.activation.destinations.hubspot import HubSpot, HubSpotConfig
 from orchestration.activation.destinations.meta import Meta, MetaConfig
@@ -1164,3 +1167,51 @@ def test_every_platform_destination_is_registered_under_its_yaml_name():
     assert {HubSpot.consent_purpose, Salesforce.consent_purpose} == {"email_marketing"}
     assert {Meta.consent_purpose, Google.consent_purpose} == {"advertising"}
     assert (Meta.normaliser, Google.normaliser) == ("meta", "google")
+
+
+def test_hubspot_removing_from_a_list_needs_the_list():
+    with pytest.raises(PermanentError, match="on_remove 'list' needs option list_id"):
+        HubSpotConfig.from_env({"on_remove": "list"}, {"TESSERA_HUBSPOT_TOKEN": "t"})
+
+
+def test_hubspot_daily_limit_stops_the_run_instead_of_waiting():
+    class DailyLimit(HubSpotWithBatchRead):
+        def error_throttled(self, request, retry_after):
+            response = super().error_throttled(request, retry_after)
+            response.body.update(policyName="DAILY", message="You have reached your daily limit.")
+            return response
+
+    with DailyLimit(token=TOKEN, faults=Faults(rate_limit=1.0)) as api:
+        with pytest.raises(PermanentError, match="DAILY"):
+            hubspot_for(api).write(contacts(1))
+
+
+def test_meta_throttling_without_retry_after_waits_the_usage_header_s_minutes():
+    class UsageHeaderOnly(MetaEmulator):
+        def error_throttled(self, request, retry_after):
+            response = super().error_throttled(request, retry_after)
+            del response.headers["Retry-After"]
+            return response
+
+    with UsageHeaderOnly(token=TOKEN) as api:
+        audience_id = make_audience(api)
+        api.faults = Faults(rate_limit=1.0, retry_after=150)
+        with pytest.raises(RateLimited) as raised:
+            meta_for(api, audience_id).write(shoppers(1))
+
+    # estimated_time_to_regain_access is whole minutes: 150 s -> 3 min.
+    assert raised.value.retry_after == 180.0
+
+
+def test_retry_after_as_an_http_date_is_seconds_from_now():
+    response = requests.Response()
+    later = email.utils.format_datetime(
+        dt.datetime.now(dt.UTC) + dt.timedelta(seconds=90), usegmt=True
+    )
+    response.headers["Retry-After"] = later
+
+    assert 85 <= retry_after(response) <= 90
+    response.headers["Retry-After"] = "12"
+    assert retry_after(response) == 12.0
+    response.headers["Retry-After"] = "soon"
+    assert retry_after(response) is None

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import requests
+from pydantic import model_validator
 
 from orchestration.activation.destination import (
     Destination,
@@ -71,6 +72,12 @@ class HubSpotConfig(HttpDestinationConfig):
     id_property: str = "email"
     list_id: str | None = None
     on_remove: Literal["list", "archive", "none"] | None = None
+
+    @model_validator(mode="after")
+    def _list_to_remove_from(self) -> HubSpotConfig:
+        if self.on_remove == "list" and not self.list_id:
+            raise ValueError("on_remove 'list' needs option list_id")
+        return self
 
     @property
     def remove_action(self) -> str:
