@@ -5,7 +5,7 @@
     them reach the high tier (on the demo's 20,000 customers, 14 of the top fifth's 1,809). Empty
     until the predictive step has run, and on a warehouse without orders. -#}
 {%- set top_value_share = 0.2 -%}
-{%- set at_risk_tiers = ['high', 'medium'] -%}
+{%- set at_risk_tiers = "'high', 'medium'" -%}
 
 with
 
@@ -45,7 +45,7 @@ members as (
         on value_ranks.customer_id = customer_churn_scores.customer_id
     where
         value_ranks.clv_percent_rank >= {{ 1 - top_value_share }}
-        and customer_churn_scores.risk_tier in ('{{ at_risk_tiers | join("', '") }}')
+        and customer_churn_scores.risk_tier in ({{ at_risk_tiers }})
 ),
 
 final as (
