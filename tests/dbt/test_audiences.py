@@ -12,19 +12,18 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import yaml
 
-from orchestration.dbt_project import run_dbt
+from orchestration.activation.config import load_syncs
+from orchestration.activation.destinations import registry
+from orchestration.activation.engine import audience_columns
+from orchestration.dbt_project import project_dir, run_dbt
 from orchestration.predictive.pipeline import run_predictive
 from orchestration.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-AUDIENCES_DIR = MODELS_DIR / "audiences"
-DESTINATIONS = {"hubspot", "salesforce", "meta", "google", "webhook", "table", "file"}
+AUDIENCES_DIR = Path(__file__).resolve().parents[2] / "models" / "audiences"
 LOCAL_DESTINATIONS = {"table", "file"}
-MODES = {"upsert", "update", "insert", "mirror"}
 CONSENT_COLUMNS = ("has_consent_email_marketing", "has_consent_advertising")
 AUDIENCE_MODELS = sorted(
     path.stem
@@ -284,26 +283,6 @@ def test_hand_made_people_are_members_exactly_when_the_audience_says(
     assert closed == [(entries[0], entries[2])]
 
 
-def _syncs() -> dict[str, list[dict[str, Any]]]:
-    """The syncs each model of the project declares, by model name."""
-    syncs = {}
-    for path in MODELS_DIR.rglob("*.yml"):
-        for node in (yaml.safe_load(path.read_text()) or {}).get("models", []):
-            meta = (node.get("config") or {}).get("meta") or {}
-            syncs[node["name"]] = (meta.get("tessera") or {}).get("syncs", [])
-    return syncs
-
-
-def _columns(warehouse: Warehouse, model: str) -> set[str]:
-    mark = warehouse.placeholder
-    rows = warehouse.query(
-        "select column_name from information_schema.columns"
-        f" where table_schema = {mark} and table_name = {mark}",
-        ["audiences", model],
-    )
-    return {name for (name,) in rows}
-
-
 def _counts(warehouse: Warehouse) -> dict[str, int]:
     return {
         model: warehouse.query(f"select count(*) from audiences.{model}")[0][0]
@@ -357,24 +336,18 @@ def test_demo_audiences_have_members_once_the_predictive_step_has_run(
 def test_every_audience_syncs_to_a_local_and_a_remote_destination_on_its_own_columns(
     duckdb_warehouse: Warehouse,
 ) -> None:
-    declared = _syncs()
-    for model in AUDIENCE_MODELS:
-        syncs = declared[model]
-        columns = _columns(duckdb_warehouse, model)
-        # The sync engine filters each destination's rows by these consent flags.
-        assert set(CONSENT_COLUMNS) <= columns, model
-        assert {sync["destination"] for sync in syncs} & LOCAL_DESTINATIONS, model
-        assert {sync["destination"] for sync in syncs} - LOCAL_DESTINATIONS, model
-        for sync in syncs:
-            assert sync["destination"] in DESTINATIONS, sync["name"]
-            assert sync["mode"] in MODES and sync["delete"] in {"none", "remove"}, sync["name"]
-            assert sync["key"] == "customer_id", sync["name"]
-            assert set(sync["fields"].values()) <= columns, sync["name"]
-            if sync["destination"] == "file":
-                path = f"output/syncs/{sync['name']}.{sync['options']['format']}"
-                assert sync["options"]["path"] == path, sync["name"]
-            if sync["destination"] == "table":
-                assert set(sync["options"]) == {"schema", "table"}, sync["name"]
-    # Sync names are unique across the project: the sync engine keeps its state by name.
-    names = [sync["name"] for syncs in declared.values() for sync in syncs]
-    assert len(names) == len(set(names)) >= 8
+    # The sync engine's own check: known destinations, modes and options, unique names, and the
+    # key, mapped columns and consent column of each destination present in the audience table.
+    columns = audience_columns(duckdb_warehouse)
+    specs = load_syncs(project_dir(), registry(), columns)
+    destinations: dict[str, set[str]] = {}
+    for spec in specs:
+        destinations.setdefault(spec.audience, set()).add(spec.destination)
+    assert sorted(destinations) == AUDIENCE_MODELS
+    for model, names in destinations.items():
+        assert names & LOCAL_DESTINATIONS and names - LOCAL_DESTINATIONS, model
+        assert set(CONSENT_COLUMNS) <= set(columns[model]), model
+    for spec in specs:
+        if spec.destination == "file":
+            assert spec.options["path"] == f"output/syncs/{spec.name}.{spec.options['format']}"
+    assert len(specs) == 8
