@@ -6,8 +6,13 @@
 
     It reads the stored identity_observations through the catalog, not ref(), because it must see
     them as the previous run left them: ref() would make the model its own ancestor. The diff reads
-    row keys only (table, id, time); no identifier is re-derived from history. -#}
+    row keys only (table, id, time); no identifier is re-derived from history.
+
+    Only the sources in var tessera_identity_mutable_sources are checked: all of them by default,
+    so an incremental run always ends where a full build would. Leaving out sources whose rows are
+    never edited or deleted once loaded (event tables) skips most of this scan. -#}
 {{ config(materialized='incremental') }}
+{%- set mutable_sources = var('tessera_identity_mutable_sources') %}
 {%- set stored_relation = none %}
 {%- if execute and not flags.FULL_REFRESH %}
     {%- set stored_relation = adapter.get_relation(
@@ -18,11 +23,11 @@
 with
 
 staged_rows as (
-    {{ tessera.identity_source_rows() }}
+    {{ tessera.identity_source_rows(mutable_sources) }}
 ),
 
 retracted as (
-    {%- if stored_relation is not none %}
+    {%- if stored_relation is not none and mutable_sources %}
         select
             stored_observations.source_table,
             stored_observations.source_row_id,
@@ -36,7 +41,13 @@ retracted as (
                 stored_observations.source_table = staged_rows.source_table
                 and stored_observations.source_row_id = staged_rows.source_row_id
                 and stored_observations.observed_at = staged_rows.observed_at
-        where staged_rows.source_row_id is null
+        where
+            staged_rows.source_row_id is null
+            and stored_observations.source_table in (
+                {%- for name in mutable_sources %}
+                    '{{ name }}'{% if not loop.last %},{% endif %}
+                {%- endfor %}
+            )
     {%- else %}
         select
             source_table,

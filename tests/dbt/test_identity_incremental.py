@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.cli import generate_into
-from orchestration.dbt_project import run_dbt
+from orchestration.dbt_project import DbtRunError, run_dbt
 from orchestration.warehouse import Warehouse
 from tests.dbt.raw_rows import BUILD_IDENTITY
 
@@ -150,3 +150,46 @@ def test_a_run_with_no_new_rows_changes_no_stored_evidence(tmp_path: Path) -> No
     # Nothing was re-derived: every row still carries the first run's stamp.
     assert warehouse.query(stamps)[0][0] == 1
     assert warehouse.query(edge_stamps)[0][0] == 1
+
+
+def test_a_run_checking_only_crm_contacts_for_edits_matches_a_full_build(tmp_path: Path) -> None:
+    # Event tables declared append-only: their keys are not compared, yet appended rows and an
+    # edited CRM contact still end where one full build ends.
+    only_crm = {"tessera_identity_mutable_sources": ["crm_contacts"]}
+    whole = Warehouse(target="local", duckdb_path=tmp_path / "whole.duckdb")
+    generate_into(whole, 300, SEED)
+    whole.execute(EDITS[:1])
+    run_dbt(BUILD_IDENTITY, whole, only_crm, quiet=True)
+
+    stepwise = Warehouse(target="local", duckdb_path=tmp_path / "stepwise.duckdb")
+    generate_into(stepwise, 300, SEED)
+    late = "right(cast(id as varchar), 1) = '3'"
+    stepwise.execute(
+        [
+            f"create table raw.late_pages as select * from raw.pages where {late}",
+            f"delete from raw.pages where {late}",
+        ]
+    )
+    run_dbt(BUILD_IDENTITY, stepwise, only_crm, quiet=True)
+    stepwise.execute(["insert into raw.pages select * from raw.late_pages", EDITS[0]])
+    run_dbt(BUILD_IDENTITY, stepwise, only_crm, quiet=True)
+
+    assert stepwise.query(OBSERVATIONS) == whole.query(OBSERVATIONS)
+    assert stepwise.query(EDGES) == whole.query(EDGES)
+    assert stepwise.query(PARTITION) == whole.query(PARTITION)
+    retracted = stepwise.query(
+        "select distinct source_table from identity.identity_retracted_observations"
+    )
+    assert retracted == [("crm_contacts",)]
+
+
+def test_an_unknown_mutable_source_fails_naming_it(tmp_path: Path) -> None:
+    warehouse = Warehouse(target="local", duckdb_path=tmp_path / "t.duckdb")
+    generate_into(warehouse, 50, SEED)
+    with pytest.raises(DbtRunError):
+        run_dbt(
+            ["compile", "--select", "identity_retracted_observations"],
+            warehouse,
+            {"tessera_identity_mutable_sources": ["crm_contact"]},
+            quiet=True,
+        )
