@@ -8,6 +8,7 @@ the evidence models, whose work the incremental run limits to the new rows and t
 touch. Staging tables are rebuilt in full in both runs: they are not part of the comparison.
 
     python bench/identity_incremental.py [--customers 200000] [--seed 42]
+        [--mutable-sources crm_contacts]
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ BUILD = [
 ]
 
 
-def _timed_run(warehouse: Warehouse, extra: list[str]) -> dict[str, Any]:
+def _timed_run(
+    warehouse: Warehouse, extra: list[str], dbt_vars: dict[str, Any] | None = None
+) -> dict[str, Any]:
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        result = run_dbt([*BUILD, *extra], warehouse, quiet=True)
+        result = run_dbt([*BUILD, *extra], warehouse, dbt_vars, quiet=True)
     seconds = time.perf_counter() - started
     models = {r.node.name: round(r.execution_time, 2) for r in result.results}
     return {
@@ -72,7 +75,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--mutable-sources",
+        help="comma-separated value of var tessera_identity_mutable_sources (default: all)",
+    )
     args = parser.parse_args()
+    dbt_vars = (
+        {"tessera_identity_mutable_sources": args.mutable_sources.split(",")}
+        if args.mutable_sources
+        else None
+    )
 
     with tempfile.TemporaryDirectory(prefix="tessera-bench-") as folder:
         warehouse = Warehouse(target="local", duckdb_path=Path(folder) / "bench.duckdb")
@@ -93,13 +105,13 @@ def main() -> None:
         late_rows = sum(
             warehouse.query(f"select count(*) from raw.late_{table}")[0][0] for table in SOURCE_KEYS
         )
-        first = _timed_run(warehouse, [])
+        first = _timed_run(warehouse, [], dbt_vars)
         observations = warehouse.query("select count(*) from identity.identity_observations")
         warehouse.execute(
             [f"insert into raw.{table} select * from raw.late_{table}" for table in SOURCE_KEYS]
         )
-        incremental = _timed_run(warehouse, [])
-        full = _timed_run(warehouse, ["--full-refresh"])
+        incremental = _timed_run(warehouse, [], dbt_vars)
+        full = _timed_run(warehouse, ["--full-refresh"], dbt_vars)
         edges = warehouse.query("select count(*) from identity.identity_edges")
 
     print(
@@ -108,6 +120,7 @@ def main() -> None:
                 "benchmark": "identity_incremental",
                 "customers": args.customers,
                 "seed": args.seed,
+                "mutable_sources": args.mutable_sources or "all",
                 "cpu_count": os.cpu_count(),
                 "appended_source_rows": late_rows,
                 "observations_before_append": observations[0][0],
