@@ -71,6 +71,7 @@ test: install postgres chromium lint
 bench: install
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/identity.py
+	$(BIN)/python bench/identity_incremental.py
 	$(BIN)/python bench/predictive.py
 	$(BIN)/python bench/sync.py
 
