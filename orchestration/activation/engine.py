@@ -15,8 +15,9 @@ One run of one sync:
    ``tessera_sync_max_delete_fraction`` of what the destination holds abort the run, unless
    forced. A dry run stops here and returns the plan.
 4. Sending: batches of the destination's ``max_batch_size``, one operation each, at most
-   ``max_concurrency`` in flight. Each batch is marked in flight in the state before it leaves
-   and its outcomes are recorded in one transaction when it ends, so a killed run loses nothing.
+   ``max_concurrency`` in flight. Every planned batch is marked in flight in the state before
+   the first one leaves, and each one's outcomes are recorded in one transaction when it ends,
+   so a killed run loses nothing.
    Throttling (``RateLimited``) waits ``Retry-After`` (every sender pauses) without spending the
    retry budget; transient errors retry with exponential backoff and jitter; a rejected batch
    is halved until the bad rows are isolated; a permanent error stops the run, and everything
@@ -486,31 +487,17 @@ class _Sender:
         self.throttle = _Throttle(policy.sleep, policy.clock)
         self.stats = _Stats()
         self.stop = threading.Event()
+        # Whether sync_failed_rows may hold rows of this sync that a success must clear.
+        self.failed_rows_held = bool(
+            store.fetch(
+                "select count(*) from activation.sync_failed_rows where sync_name = ?",
+                [sync_name],
+            )[0][0]
+        )
 
-    def send(self, items: list[_Item], batch_id: str, mark: bool = True) -> None:
-        if self.stop.is_set():
-            return
-        for item in items:
-            item.change_id = item.change_id or batch_id
-        if mark:
-            state_tables.mark_inflight(
-                self.store,
-                self.sync_name,
-                self.run_id,
-                batch_id,
-                [
-                    (
-                        item.record.key,
-                        item.customer_id,
-                        item.record.operation,
-                        item.fingerprint,
-                        dumps(item.record.fields),
-                        item.change_id,
-                    )
-                    for item in items
-                ],
-            )
-        self._send(items, batch_id)
+    def send(self, items: list[_Item], batch_id: str) -> None:
+        if not self.stop.is_set():
+            self._send(items, batch_id)
 
     def _send(self, items: list[_Item], batch_id: str) -> None:
         retries = throttled = 0
@@ -572,33 +559,69 @@ class _Sender:
             rows.append(
                 (item.record.key, item.record.operation, status, outcome.destination_id, error)
             )
-        state_tables.record_outcomes(self.store, self.sync_name, self.run_id, batch_id, rows)
         good = sum(1 for row in rows if row[2] == "succeeded")
+        if good < len(rows):
+            self.failed_rows_held = True
+        state_tables.record_outcomes(
+            self.store, self.sync_name, self.run_id, batch_id, rows, self.failed_rows_held
+        )
         self.stats.add(succeeded=good, failed=len(rows) - good)
 
 
 def _inflight(store: StateStore, sync_name: str) -> list[tuple[str, list[_Item]]]:
-    """Requests a killed run sent (or was about to send) with no outcome recorded."""
+    """Requests a stopped run planned or sent with no outcome recorded.
+
+    A customer erased since then gets a remove instead of what was planned (under a new id):
+    the planned record may have arrived, and must not stay.
+    """
+    erased = (
+        f"customer_id in (select cast(customer_id as varchar) from {'.'.join(ERASURES)})"
+        if store.relation_exists(*ERASURES)
+        else "false"
+    )
     rows = store.fetch(
-        """
+        f"""
         select inflight_batch, record_key, customer_id, inflight_operation,
-            inflight_fingerprint, inflight_fields, change_id
+            inflight_fingerprint, inflight_fields, change_id, {erased} as is_erased
         from activation.sync_state
         where sync_name = ? and inflight_batch is not null
         order by inflight_batch, record_key
         """,
         [sync_name],
     )
-    batches: dict[str, list[_Item]] = {}
-    for batch_id, key, customer_id, operation, fingerprint, fields, change_id in rows:
+    # A request carries one operation, so the removes of erased customers travel apart.
+    batches: dict[tuple[str, str], list[_Item]] = {}
+    for batch_id, key, customer_id, operation, fingerprint, fields, change_id, is_erased in rows:
         record = Record(key, operation, json.loads(fields))
         item = _Item(record, customer_id, fingerprint, change_id)
-        batches.setdefault(batch_id, []).append(item)
-    return list(batches.items())
+        if is_erased and operation != "remove":
+            item = _Item(Record(key, "remove", record.fields), customer_id, None, uuid.uuid4().hex)
+        batches.setdefault((batch_id, item.record.operation), []).append(item)
+    return [(batch_id, items) for (batch_id, _), items in batches.items()]
+
+
+def _mark_planned(store: StateStore, spec: SyncSpec, run_id: str, batches) -> None:
+    """Mark every planned request in flight, in one statement, before the first one leaves."""
+    rows = []
+    for batch_id, items in batches:
+        for item in items:
+            item.change_id = item.change_id or batch_id
+            rows.append(
+                (
+                    item.record.key,
+                    item.customer_id,
+                    item.record.operation,
+                    item.fingerprint,
+                    dumps(item.record.fields),
+                    item.change_id,
+                    batch_id,
+                )
+            )
+    state_tables.mark_inflight(store, spec.name, run_id, rows)
 
 
 def _send_all(
-    sender: _Sender, batches: Sequence[tuple[str, list[_Item], bool]], concurrency: int
+    sender: _Sender, batches: Sequence[tuple[str, list[_Item]]], concurrency: int
 ) -> None:
     """Send batches with at most ``concurrency`` in flight; the first error stops the rest."""
     if not batches:
@@ -606,7 +629,7 @@ def _send_all(
     pending: set[Future[None]] = set()
     error: BaseException | None = None
     with ThreadPoolExecutor(max_workers=max(concurrency, 1)) as pool:
-        for batch_id, items, mark in batches:
+        for batch_id, items in batches:
             if error is not None:
                 break
             if len(pending) >= concurrency:
@@ -614,7 +637,7 @@ def _send_all(
                 error = error or _first_error(done, sender)
                 if error is not None:
                     break
-            pending.add(pool.submit(sender.send, items, batch_id, mark))
+            pending.add(pool.submit(sender.send, items, batch_id))
         done, _ = wait(pending)
         error = error or _first_error(done, sender)
     if error is not None:
@@ -796,11 +819,7 @@ def _run(
         if resends:
             destination.start(context)
             started = True
-            _send_all(
-                sender,
-                [(batch_id, items, False) for batch_id, items in resends],
-                destination_class.max_concurrency,
-            )
+            _send_all(sender, resends, destination_class.max_concurrency)
         plan = make_plan(store, spec, destination_class)
         plan.resends = sum(len(items) for _, items in resends)
         result.plan = plan
@@ -826,12 +845,12 @@ def _run(
         if plan_records and not started:
             destination.start(context)
             started = True
-        batches = _chunks(plan_records, destination_class.max_batch_size)
-        _send_all(
-            sender,
-            [(uuid.uuid4().hex, items, True) for items in batches],
-            destination_class.max_concurrency,
-        )
+        batches = [
+            (uuid.uuid4().hex, items)
+            for items in _chunks(plan_records, destination_class.max_batch_size)
+        ]
+        _mark_planned(store, spec, result.run_id, batches)
+        _send_all(sender, batches, destination_class.max_concurrency)
         succeeded = True
     finally:
         if started:

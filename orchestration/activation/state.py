@@ -5,9 +5,10 @@ Tables (schema ``activation``, the same names and columns on DuckDB and Postgres
 - ``sync_state``: one row per (sync_name, record_key) the destination has, or was being sent.
   ``fingerprint`` and ``sent_fields`` describe the last *successful* send (null: never
   succeeded); ``status`` is ``synced``, ``failed`` or ``sending``; ``attempts`` counts the
-  failures since the last success. ``inflight_*`` is the request that may be carrying the row
-  right now: written before the request leaves, cleared when its outcome is recorded, so after a
-  killed run the engine resends exactly that request, under the same id, before anything else.
+  failures since the last success. ``inflight_*`` is the request planned to carry the row:
+  written for the whole plan before the first request leaves, cleared when the request's
+  outcome is recorded, so after a killed run the engine sends exactly those requests again,
+  under the same ids, before anything else.
   ``change_id`` is the id the pending change (``change_fingerprint``: operation and
   fingerprint) is delivered under until it succeeds, so a receiver that already took it
   recognises it when a later run sends it again.
@@ -238,6 +239,7 @@ _INFLIGHT_COLUMNS = (
     ("fingerprint", "varchar"),
     ("fields", "varchar"),
     ("change_id", "varchar"),
+    ("batch_id", "varchar"),
 )
 _OUTCOME_COLUMNS = (
     ("record_key", "varchar"),
@@ -252,13 +254,12 @@ def mark_inflight(
     store: StateStore,
     sync_name: str,
     run_id: str,
-    batch_id: str,
-    rows: Sequence[tuple[str, str | None, str, str | None, str, str]],
+    rows: Sequence[tuple[str, str | None, str, str | None, str, str, str]],
 ) -> None:
-    """Record that request ``batch_id`` is about to carry ``rows``.
+    """Record which request will carry each row, before any of them leaves.
 
-    Each row is (record_key, customer_id, operation, fingerprint, fields as JSON, change id);
-    keys new to the sync get a ``sending`` state row.
+    Each row is (record_key, customer_id, operation, fingerprint, fields as JSON, change id,
+    request id); keys new to the sync get a ``sending`` state row.
     """
     now = utc_now()
     with store.transaction():
@@ -266,7 +267,7 @@ def mark_inflight(
         store.execute(
             """
             update activation.sync_state as state
-            set inflight_batch = ?,
+            set inflight_batch = incoming.batch_id,
                 inflight_operation = incoming.operation,
                 inflight_fingerprint = incoming.fingerprint,
                 inflight_fields = incoming.fields,
@@ -279,7 +280,7 @@ def mark_inflight(
             from inflight_rows as incoming
             where state.sync_name = ? and state.record_key = incoming.record_key
             """,
-            [batch_id, now, run_id, sync_name],
+            [now, run_id, sync_name],
         )
         store.execute(
             """
@@ -288,7 +289,7 @@ def mark_inflight(
                 inflight_operation, inflight_fingerprint, inflight_fields, change_id,
                 change_fingerprint, updated_at, last_run_id
             )
-            select ?, incoming.record_key, incoming.customer_id, 'sending', 0, ?,
+            select ?, incoming.record_key, incoming.customer_id, 'sending', 0, incoming.batch_id,
                 incoming.operation, incoming.fingerprint, incoming.fields, incoming.change_id,
                 incoming.operation || ':' || coalesce(incoming.fingerprint, ''), ?, ?
             from inflight_rows as incoming
@@ -297,7 +298,7 @@ def mark_inflight(
                 where state.sync_name = ? and state.record_key = incoming.record_key
             )
             """,
-            [sync_name, batch_id, now, run_id, sync_name],
+            [sync_name, now, run_id, sync_name],
         )
 
 
@@ -307,13 +308,18 @@ def record_outcomes(
     run_id: str,
     batch_id: str | None,
     rows: Sequence[tuple[str, str, str, str | None, str | None]],
+    failed_rows_held: bool = True,
 ) -> None:
     """Record one request's outcomes in one transaction: the row log, the state, failed rows.
 
     Each row is (record_key, operation, 'succeeded' | 'failed', destination_id, error). A
     successful remove deletes the key's state; a successful add or change makes the in-flight
     fields the sent ones; a failure keeps what was last sent and counts the attempt.
+    ``failed_rows_held=False`` (the sync has no failed rows) skips clearing them.
     """
+    failed = any(row[2] == "failed" for row in rows)
+    removed = any(row[2] == "succeeded" and row[1] == "remove" for row in rows)
+    sent = any(row[2] == "succeeded" and row[1] != "remove" for row in rows)
     now = utc_now()
     with store.transaction():
         store.load("outcome_rows", _OUTCOME_COLUMNS, rows)
@@ -328,60 +334,81 @@ def record_outcomes(
             """,
             [run_id, sync_name, batch_id, now],
         )
-        store.execute(
-            """
-            update activation.sync_state as state
-            set status = 'synced',
-                fingerprint = state.inflight_fingerprint,
-                sent_fields = state.inflight_fields,
-                destination_id = coalesce(outcome.destination_id, state.destination_id),
-                last_error = null,
-                attempts = 0,
-                inflight_batch = null,
-                inflight_operation = null,
-                inflight_fingerprint = null,
-                inflight_fields = null,
-                change_id = null,
-                change_fingerprint = null,
-                first_sent_at = coalesce(state.first_sent_at, ?),
-                last_sent_at = ?,
-                updated_at = ?,
-                last_run_id = ?
-            from outcome_rows as outcome
-            where state.sync_name = ? and state.record_key = outcome.record_key
-                and outcome.status = 'succeeded' and outcome.operation <> 'remove'
-            """,
-            [now, now, now, run_id, sync_name],
-        )
-        store.execute(
-            """
-            delete from activation.sync_state
-            where sync_name = ? and record_key in (
-                select record_key from outcome_rows
-                where status = 'succeeded' and operation = 'remove'
+        if sent:
+            _record_sent(store, sync_name, run_id, now)
+        if removed:
+            store.execute(
+                """
+                delete from activation.sync_state
+                where sync_name = ? and record_key in (
+                    select record_key from outcome_rows
+                    where status = 'succeeded' and operation = 'remove'
+                )
+                """,
+                [sync_name],
             )
-            """,
-            [sync_name],
-        )
-        store.execute(
-            """
-            update activation.sync_state as state
-            set status = 'failed',
-                last_error = outcome.error,
-                attempts = state.attempts + 1,
-                inflight_batch = null,
-                inflight_operation = null,
-                inflight_fingerprint = null,
-                inflight_fields = null,
-                updated_at = ?,
-                last_run_id = ?
-            from outcome_rows as outcome
-            where state.sync_name = ? and state.record_key = outcome.record_key
-                and outcome.status = 'failed'
-            """,
-            [now, run_id, sync_name],
-        )
-        _refresh_failed_rows(store, sync_name, run_id, now)
+        if failed:
+            _record_failed(store, sync_name, run_id, now)
+        if failed_rows_held and (sent or removed):
+            store.execute(
+                """
+                delete from activation.sync_failed_rows
+                where sync_name = ? and record_key in (
+                    select record_key from outcome_rows where status = 'succeeded'
+                )
+                """,
+                [sync_name],
+            )
+
+
+def _record_sent(store: StateStore, sync_name: str, run_id: str, now: datetime) -> None:
+    store.execute(
+        """
+        update activation.sync_state as state
+        set status = 'synced',
+            fingerprint = state.inflight_fingerprint,
+            sent_fields = state.inflight_fields,
+            destination_id = coalesce(outcome.destination_id, state.destination_id),
+            last_error = null,
+            attempts = 0,
+            inflight_batch = null,
+            inflight_operation = null,
+            inflight_fingerprint = null,
+            inflight_fields = null,
+            change_id = null,
+            change_fingerprint = null,
+            first_sent_at = coalesce(state.first_sent_at, ?),
+            last_sent_at = ?,
+            updated_at = ?,
+            last_run_id = ?
+        from outcome_rows as outcome
+        where state.sync_name = ? and state.record_key = outcome.record_key
+            and outcome.status = 'succeeded' and outcome.operation <> 'remove'
+        """,
+        [now, now, now, run_id, sync_name],
+    )
+
+
+def _record_failed(store: StateStore, sync_name: str, run_id: str, now: datetime) -> None:
+    store.execute(
+        """
+        update activation.sync_state as state
+        set status = 'failed',
+            last_error = outcome.error,
+            attempts = state.attempts + 1,
+            inflight_batch = null,
+            inflight_operation = null,
+            inflight_fingerprint = null,
+            inflight_fields = null,
+            updated_at = ?,
+            last_run_id = ?
+        from outcome_rows as outcome
+        where state.sync_name = ? and state.record_key = outcome.record_key
+            and outcome.status = 'failed'
+        """,
+        [now, run_id, sync_name],
+    )
+    _refresh_failed_rows(store, sync_name, run_id, now)
 
 
 def _refresh_failed_rows(store: StateStore, sync_name: str, run_id: str, now: datetime) -> None:
@@ -413,15 +440,6 @@ def _refresh_failed_rows(store: StateStore, sync_name: str, run_id: str, now: da
             and outcome.status = 'failed'
         """,
         [now, run_id, sync_name],
-    )
-    store.execute(
-        """
-        delete from activation.sync_failed_rows
-        where sync_name = ? and record_key in (
-            select record_key from outcome_rows where status = 'succeeded'
-        )
-        """,
-        [sync_name],
     )
 
 

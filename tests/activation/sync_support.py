@@ -96,6 +96,8 @@ class MemoryDestination(Destination):
         super().__init__(DestinationConfig())
         self.held: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str | None, list[tuple[str, str]]]] = []
+        #: (request id, keys) of each request answered with a scripted fault.
+        self.faulted: list[tuple[str | None, list[str]]] = []
         self.script: list[BaseException | None] = []
         self.reject: set[str] = set()
         self.fail: set[str] = set()
@@ -112,6 +114,9 @@ class MemoryDestination(Destination):
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
             fault = self.script.pop(0) if self.script else None
+            if fault is not None:
+                batch_id = getattr(batch, "batch_id", None)
+                self.faulted.append((batch_id, [record.key for record in batch]))
         try:
             if self.delay:
                 time.sleep(self.delay)

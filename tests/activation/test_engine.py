@@ -398,7 +398,9 @@ class Killed(BaseException):
     """Stands for the process dying: not an Exception, so nothing handles it."""
 
 
-def test_a_run_killed_mid_request_is_resent_first_under_the_same_ids(warehouse):
+def test_a_run_killed_mid_request_resends_what_it_had_not_recorded_under_the_same_ids(
+    warehouse,
+):
     rows = members(12)
     write_audience(warehouse, rows)
     destination = MemoryDestination()
@@ -406,22 +408,48 @@ def test_a_run_killed_mid_request_is_resent_first_under_the_same_ids(warehouse):
 
     with pytest.raises(Killed):
         _sync(warehouse, destination)
-    killed_ids = warehouse.query(
-        "select distinct inflight_batch from activation.sync_state where inflight_batch is not null"
-    )
+    delivered = len(destination.held)
+    unrecorded = warehouse.query(
+        "select count(*) from activation.sync_state where inflight_batch is not null"
+    )[0][0]
     sent_before = len(destination.requests)
     resumed = _sync(warehouse, destination)
 
-    assert len(killed_ids) == 1
-    assert resumed.plan.resends == 4
-    resent_id, resent = destination.requests[sent_before]
-    assert resent_id == killed_ids[0][0]
-    assert len(resent) == 4
+    # The killed request, and any not sent yet, wait in the state; nothing else does.
+    assert unrecorded == 12 - delivered >= 4
+    assert resumed.plan.resends == unrecorded
+    assert resumed.plan.counts()["adds"] == 0
+    [(killed_id, killed_keys)] = destination.faulted
+    assert (killed_id, [(key, "add") for key in killed_keys]) in destination.requests[sent_before:]
     assert destination.held == expected(rows)
     keys = [key for _, batch in destination.requests for key, _ in batch]
     assert len(keys) == len(set(keys)) == 12
     statuses = warehouse.query("select status from activation.sync_runs order by started_at")
     assert [status for (status,) in statuses] == ["interrupted", "succeeded"]
+
+
+def test_a_customer_erased_after_a_killed_run_is_resent_as_a_remove(duckdb_warehouse):
+    write_audience(duckdb_warehouse, members(3))
+    destination = MemoryDestination()
+    destination.script = [Killed()]
+    with pytest.raises(Killed):
+        _sync(duckdb_warehouse, destination)
+    write_erasures(duckdb_warehouse, ["c0001"])
+
+    resumed = _sync(duckdb_warehouse, destination)
+
+    assert resumed.plan.resends == 3
+    # One operation per request: the planned adds, and the erasure's remove apart.
+    killed_id = destination.faulted[0][0]
+    assert sorted(destination.requests) == [
+        (killed_id, [("c0000", "add"), ("c0002", "add")]),
+        (killed_id, [("c0001", "remove")]),
+    ]
+    assert sorted(destination.held) == ["c0000", "c0002"]
+    assert duckdb_warehouse.query("select record_key from activation.sync_state order by 1") == [
+        ("c0000",),
+        ("c0002",),
+    ]
 
 
 def test_a_key_repeated_in_the_audience_fails_the_sync_naming_it(duckdb_warehouse):

@@ -229,9 +229,11 @@ def test_a_sync_killed_mid_run_resumes_with_nothing_lost_and_nothing_sent_twice(
         held = apply_deliveries(receiver.records.values())
         duplicates = receiver.duplicate_count
 
-    assert 50 <= applied_before < 200
-    assert resumed.plan.resends == 40
-    assert resumed.succeeded == 200 - applied_before
+    # Every planned request the killed process had no answer for, the four it was waiting on
+    # among them, is sent again under the same record ids; none of them had been applied.
+    assert 50 <= applied_before <= 160
+    assert resumed.plan.resends == resumed.succeeded == 200 - applied_before
+    assert resumed.plan.counts()["adds"] == 0
     assert held == {
         row["customer_id"]: {"email": row["email"], "firstname": row["first_name"]} for row in rows
     }
