@@ -746,6 +746,11 @@ def run_sync(
     destination: Destination | None = None,
 ) -> SyncResult:
     """Run one sync (see the module docstring); ``destination`` overrides the registry's."""
+    if destination is None and spec.destination not in registry:
+        raise SyncError(
+            f"sync {spec.name}: no destination named {spec.destination!r} "
+            f"(destinations: {', '.join(sorted(registry))})"
+        )
     destination_class = type(destination) if destination is not None else registry[spec.destination]
     limit = max_delete_fraction(dbt_vars or {})
     policy = policy or RetryPolicy()

@@ -251,3 +251,55 @@ def _wait_for(condition, process: subprocess.Popen, timeout: float = 60.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for the sync process")
         time.sleep(0.01)
+
+
+def test_tessera_sync_plans_sends_and_refuses_a_mass_removal_unless_forced(
+    tmp_path, monkeypatch, capsys
+):
+    from orchestration.cli import main
+    from orchestration.warehouse import Warehouse
+
+    project = tmp_path / "project"
+    (project / "models" / "audiences").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text(
+        "name: sync_test\nvars:\n  tessera_sync_max_delete_fraction: 0.3\n"
+    )
+    output = tmp_path / "vip.csv"
+    (project / "models" / "audiences" / "audience_sync_test.yml").write_text(
+        "models:\n  - name: audience_sync_test\n    config:\n      meta:\n        tessera:\n"
+        "          syncs:\n            - {name: vip_file, destination: file, mode: mirror, "
+        f"key: customer_id, fields: {{email: email}}, options: {{path: '{output}'}}}}\n"
+    )
+    warehouse = Warehouse(target="local", duckdb_path=tmp_path / "w.duckdb")
+    write_audience(warehouse, members(10))
+    monkeypatch.setenv("TESSERA_PROJECT_DIR", str(project))
+    monkeypatch.setenv("TESSERA_DUCKDB_PATH", str(warehouse.duckdb_path))
+    monkeypatch.setenv("TESSERA_TARGET", "local")
+
+    def rows_in_file() -> int:
+        return len(output.read_text().splitlines()) - 1
+
+    assert main(["sync", "--dry-run"]) == 0
+    assert "dry run, nothing sent" in capsys.readouterr().out
+    assert not output.exists()
+    assert main(["sync"]) == 0
+    assert "sync vip_file: succeeded; planned adds 10" in capsys.readouterr().out
+    assert rows_in_file() == 10
+
+    write_audience(warehouse, members(6))
+    assert main(["sync"]) == 1
+    assert "4 removals are 40% of the 10 records" in capsys.readouterr().out
+    assert rows_in_file() == 10
+    assert main(["sync", "--sync", "vip_file", "--force"]) == 0
+    assert rows_in_file() == 6
+
+
+def test_the_projects_file_and_table_syncs_are_valid_declarations():
+    from orchestration.activation.config import load_syncs
+
+    specs = load_syncs(
+        REPO, registry(), select=lambda item: item.get("destination") in ("file", "table")
+    )
+
+    assert len(specs) >= 1
+    assert {spec.destination for spec in specs} <= {"file", "table"}
