@@ -116,6 +116,8 @@ class Plan:
     erasures: list[PlannedRecord] = field(default_factory=list)
     #: Keys whose send never succeeded and that left the audience: dropped from the state.
     forgotten: list[str] = field(default_factory=list)
+    #: Keys whose failed change is no longer needed: their failure is cleared.
+    settled: list[str] = field(default_factory=list)
     #: Records of requests a killed run left without an outcome (sent again first).
     resends: int = 0
 
@@ -254,7 +256,9 @@ def plan_sql(spec: SyncSpec, consent_column: str | None, erasures: bool) -> str:
     eligible = f"coalesce({_quote(consent_column)}, false)" if consent_column else "true"
     first_send = "'change'" if spec.mode == "update" else "'add'"
     change = "null" if spec.mode == "insert" else "'change'"
-    leave = "'remove'" if spec.removes else "null"
+    # A failed change that is no longer wanted (the member left, or the value came back to
+    # what the destination holds) is settled: nothing to send, no failure to keep.
+    leave = "'remove'" if spec.removes else "case when held.status = 'failed' then 'settle' end"
     erased = (
         f"select distinct cast(customer_id as varchar) as customer_id "
         f"from {ERASURES[0]}.{ERASURES[1]}"
@@ -275,7 +279,7 @@ with source as (
 
 held as (
     select
-        record_key, customer_id, fingerprint, sent_fields, inflight_batch, change_id,
+        record_key, customer_id, status, fingerprint, sent_fields, inflight_batch, change_id,
         change_fingerprint
     from activation.sync_state
     where sync_name = ?
@@ -298,6 +302,7 @@ compared as (
                 case
                     when held.fingerprint is null then {first_send}
                     when held.fingerprint <> src.fingerprint then {change}
+                    when held.status = 'failed' then 'settle'
                 end
             when held.record_key is not null then
                 case when held.fingerprint is null then 'forget' else {leave} end
@@ -384,6 +389,9 @@ def make_plan(
         values = row[7:]
         if action == "forget":
             plan.forgotten.append(record_key)
+            continue
+        if action == "settle":
+            plan.settled.append(record_key)
             continue
         operation = "remove" if action in ("remove", "erase") else action
         # The same change as a failed earlier attempt keeps that attempt's id.
@@ -834,6 +842,7 @@ def _run(
             result.error = reason
             return
         state_tables.forget(store, spec.name, plan.forgotten)
+        state_tables.settle(store, spec.name, plan.settled)
         erasures = plan.erasures
         if erasures and not can_remove(destination_class):
             sender._record_failed(

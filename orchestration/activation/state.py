@@ -455,3 +455,25 @@ def forget(store: StateStore, sync_name: str, keys: Sequence[str]) -> None:
                 "and record_key in (select record_key from forgotten_rows)",
                 [sync_name],
             )
+
+
+def settle(store: StateStore, sync_name: str, keys: Sequence[str]) -> None:
+    """Clear the failure of keys whose destination record already matches what is wanted."""
+    if not keys:
+        return
+    with store.transaction():
+        store.load("settled_rows", (("record_key", "varchar"),), [(key,) for key in keys])
+        store.execute(
+            """
+            update activation.sync_state
+            set status = 'synced', last_error = null, attempts = 0, change_id = null,
+                change_fingerprint = null
+            where sync_name = ? and record_key in (select record_key from settled_rows)
+            """,
+            [sync_name],
+        )
+        store.execute(
+            "delete from activation.sync_failed_rows where sync_name = ? "
+            "and record_key in (select record_key from settled_rows)",
+            [sync_name],
+        )

@@ -340,6 +340,29 @@ def test_failed_rows_are_recorded_and_retried_next_run_until_they_succeed(wareho
     assert log == [("failed", 4), ("succeeded", 6)]
 
 
+def test_a_failed_change_that_is_no_longer_wanted_leaves_no_failure_behind(duckdb_warehouse):
+    rows = members(3)
+    write_audience(duckdb_warehouse, rows)
+    destination = MemoryDestination()
+    _sync(duckdb_warehouse, destination)
+    changed = [dict(row) for row in rows]
+    changed[0]["email"] = "bad@mail"
+    changed[1]["email"] = "also-bad@mail"
+    write_audience(duckdb_warehouse, changed)
+    destination.fail = {"c0000", "c0001"}
+    _sync(duckdb_warehouse, destination)
+    # c0000's value goes back to what the destination holds; c0001 leaves (delete: none).
+    write_audience(duckdb_warehouse, [rows[0], rows[2]])
+
+    settled = _sync(duckdb_warehouse, destination)
+
+    assert settled.records_sent == 0
+    assert duckdb_warehouse.query("select count(*) from activation.sync_failed_rows") == [(0,)]
+    assert duckdb_warehouse.query(
+        "select status, count(*) from activation.sync_state group by status"
+    ) == [("synced", 3)]
+
+
 def test_a_permanent_error_stops_the_run_and_the_next_run_sends_the_rest(duckdb_warehouse):
     write_audience(duckdb_warehouse, members(16))
     destination = MemoryDestination()
