@@ -373,7 +373,7 @@ def make_plan(
             f"({keys - distinct:,} repeated values, e.g. {example!r})"
         )
     erasures = store.relation_exists(*ERASURES)
-    result = store.fetch(plan_sql(spec, consent_column, erasures), [spec.name])
+    result = store.iterate(plan_sql(spec, consent_column, erasures), [spec.name])
     plan = Plan(spec, source_rows=rows, consented_rows=int(consented), held_rows=held)
     plan.resends = store.fetch(
         "select count(*) from activation.sync_state "
@@ -432,12 +432,8 @@ def _hasher(destination: type[Destination]) -> Callable[[dict[str, Any]], dict[s
     return hash_fields
 
 
-@dataclass
-class _Item:
-    record: Record
-    customer_id: str | None
-    fingerprint: str | None
-    change_id: str | None = None
+# What the sender carries: a planned record with what its state needs.
+_Item = PlannedRecord
 
 
 class _Throttle:
@@ -664,11 +660,7 @@ def _first_error(done: set[Future[None]], sender: _Sender) -> BaseException | No
 def _chunks(items: Sequence[PlannedRecord], size: int) -> list[list[_Item]]:
     batches: list[list[_Item]] = []
     for operation in _SEND_ORDER:
-        same = [
-            _Item(planned.record, planned.customer_id, planned.fingerprint, planned.change_id)
-            for planned in items
-            if planned.record.operation == operation
-        ]
+        same = [planned for planned in items if planned.record.operation == operation]
         batches += [same[start : start + size] for start in range(0, len(same), size)]
     return batches
 

@@ -160,15 +160,14 @@ class StateStore:
             cursor = self.con.execute(self._sql(sql), list(params) if params else None)
             return cursor.fetchall()
 
-    def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        """A query's rows as an Arrow table (DuckDB natively; Postgres through its rows)."""
+    def iterate(
+        self, sql: str, params: Sequence[Any] = (), size: int = 50_000
+    ) -> Iterator[tuple[Any, ...]]:
+        """A query's rows, fetched ``size`` at a time, so a big result is never all in memory."""
         with self.lock:
-            if self.is_duckdb:
-                return self.con.execute(sql, list(params) if params else None).to_arrow_table()
             cursor = self.con.execute(self._sql(sql), list(params) if params else None)
-            names = [column.name for column in cursor.description]
-            rows = cursor.fetchall()
-            return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+            while rows := cursor.fetchmany(size):
+                yield from rows
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
