@@ -548,6 +548,19 @@ def settle(sync: SyncSpec, warehouse, destination: type, env: dict[str, str]) ->
 
 
 E2E_MEMBERS = 250
+#: Batches of 10 make a run of 250 members about 25 requests, so whole-request faults land
+#: (the chance that none of ~50 requests at 20% fails is about 1 in 70,000).
+E2E_BATCH = 10
+
+
+class SmallBatchHubSpot(HubSpot):
+    max_batch_size = E2E_BATCH
+
+
+class SmallBatchSalesforce(Salesforce):
+    max_batch_size = E2E_BATCH
+
+
 WHOLE_REQUEST_FAULTS = ("rate_limit", "server_error", "timeout")
 
 
@@ -587,12 +600,12 @@ def test_hubspot_list_synced_through_the_engine_with_faults_equals_the_audience(
             }
 
         write_audience(warehouse, rows)
-        first = settle(sync, warehouse, HubSpot, env)
+        first = settle(sync, warehouse, SmallBatchHubSpot, env)
         assert listed() == {r["email"]: r["first_name"] for r in rows[10:]}
 
         rows = audience_changes(rows)
         write_audience(warehouse, rows)
-        settle(sync, warehouse, HubSpot, env)
+        settle(sync, warehouse, SmallBatchHubSpot, env)
         assert listed() == {
             r["email"]: r["first_name"] for r in rows if r["has_consent_email_marketing"]
         }
@@ -603,7 +616,7 @@ def test_hubspot_list_synced_through_the_engine_with_faults_equals_the_audience(
         injected = dict(api.injected_faults)
         api.set_faults(rate_limit=0, server_error=0, timeout=0, partial_failure=0)
         api.clear_log()
-        unchanged = settle(sync, warehouse, HubSpot, env)
+        unchanged = settle(sync, warehouse, SmallBatchHubSpot, env)
         sent = [(entry.method, entry.path) for entry in api.log]
 
     assert injected["partial_failure"] > 0
@@ -637,12 +650,12 @@ def test_salesforce_mirror_through_the_engine_with_faults_equals_the_audience(wa
             }
 
         write_audience(warehouse, rows)
-        first = settle(sync, warehouse, Salesforce, env)
+        first = settle(sync, warehouse, SmallBatchSalesforce, env)
         assert held() == {r["customer_id"]: (r["email"], r["first_name"]) for r in rows[10:]}
 
         rows = audience_changes(rows)
         write_audience(warehouse, rows)
-        settle(sync, warehouse, Salesforce, env)
+        settle(sync, warehouse, SmallBatchSalesforce, env)
         assert held() == {
             r["customer_id"]: (r["email"], r["first_name"])
             for r in rows
@@ -652,7 +665,7 @@ def test_salesforce_mirror_through_the_engine_with_faults_equals_the_audience(wa
         injected = dict(api.injected_faults)
         api.set_faults(rate_limit=0, server_error=0, timeout=0, partial_failure=0)
         api.clear_log()
-        unchanged = settle(sync, warehouse, Salesforce, env)
+        unchanged = settle(sync, warehouse, SmallBatchSalesforce, env)
         sent = [(entry.method, entry.path) for entry in api.log]
 
     assert injected["partial_failure"] > 0
@@ -1013,13 +1026,11 @@ def test_google_unavailable_is_transient_and_a_bad_token_permanent(google_api):
 
 
 class SmallBatchMeta(Meta):
-    """Meta with 40-row batches, so a 250-member audience takes several requests per run."""
-
-    max_batch_size = 40
+    max_batch_size = E2E_BATCH
 
 
 class SmallBatchGoogle(Google):
-    max_batch_size = 40
+    max_batch_size = E2E_BATCH
 
 
 def ad_audience(count: int = E2E_MEMBERS, start: int = 0) -> list[dict[str, Any]]:
@@ -1215,3 +1226,45 @@ def test_retry_after_as_an_http_date_is_seconds_from_now():
     assert retry_after(response) == 12.0
     response.headers["Retry-After"] = "soon"
     assert retry_after(response) is None
+
+
+def test_meta_retry_of_a_batch_that_landed_with_invalid_rows_sends_every_row_again():
+    # What broke: a row that failed in a timed-out first delivery was reported succeeded,
+    # because the retry's answer (not applied again) named other rows or none.
+    with MetaEmulator(token=TOKEN, reject_unhashed=False) as api:
+        audience_id = make_audience(api)
+        api.faults = Faults(timeout=1.0, timeout_processed=True, timeout_seconds=1.0, limit=1)
+        env = {"TESSERA_META_BASE_URL": api.base_url, "TESSERA_META_TOKEN": TOKEN}
+        destination = Meta(
+            MetaConfig.from_env({"audience_id": audience_id, "timeout_seconds": 0.3}, env)
+        )
+        destination.start(run(total=6))
+        batch = [*shoppers(2), add("c-bad", email="not-hashed@example.com")]
+
+        with pytest.raises(TransientError):
+            destination.write(batch)
+        retried = destination.write(batch)
+
+    assert api.duplicate_batches == 1
+    assert [o.succeeded for o in retried.outcomes] == [False, False, False]
+    assert "1 rows of this batch were invalid" in retried.outcomes[0].error
+    assert len(api.audiences[audience_id].members) == 2
+
+
+def test_meta_retry_of_a_last_batch_that_landed_and_closed_the_session_sends_it_again():
+    with MetaEmulator(token=TOKEN) as api:
+        audience_id = make_audience(api)
+        api.faults = Faults(timeout=1.0, timeout_processed=True, timeout_seconds=1.0, limit=1)
+        env = {"TESSERA_META_BASE_URL": api.base_url, "TESSERA_META_TOKEN": TOKEN}
+        config = MetaConfig.from_env({"audience_id": audience_id, "timeout_seconds": 0.3}, env)
+        destination = Meta(config)
+        destination.start(run(total=2))
+
+        with pytest.raises(TransientError):
+            destination.write(shoppers(2))
+        retried = destination.write(shoppers(2))
+
+    assert [o.error for o in retried.outcomes] == [
+        "Meta took this batch but its answer was lost"
+    ] * 2
+    assert len(api.audiences[audience_id].members) == 2

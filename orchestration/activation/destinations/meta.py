@@ -26,11 +26,13 @@ advertiser, ``batch_seq`` from 1, ``last_batch_flag`` on the last one). Each run
 session per endpoint it uses (removals, additions, replace), with an id derived from the run
 id, and sends one request at a time (``max_concurrency`` 1) so the sequence numbers arrive in
 order. A request answered with an error keeps its sequence number for the retry, and Meta does
-not apply a sequence number twice, so a retried timeout is harmless. The run's last batch
-carries ``last_batch_flag``: it is the one that brings the records answered to the run's
-``total_records``. Meta refuses a request without rows, so a session whose end cannot be known
-(the removals before additions, or a run whose failed rows the engine gave up on) is not closed
-explicitly; Meta ends it 90 minutes after its first batch, keeping every batch it took.
+not apply a sequence number twice, so a retried timeout is harmless; the outcomes of its rows
+then come from the session's cumulative invalid-entry counter, as the retry's answer cannot
+name them. The run's last batch carries ``last_batch_flag``: it is the one that brings the
+records answered to the run's ``total_records``. Meta refuses a request without rows, so a
+session whose end cannot be known (the removals before additions, or a run whose failed rows the
+engine gave up on) is not closed explicitly; Meta ends it 90 minutes after its first batch,
+keeping every batch it took.
 
 Mirror: a normal mirror run sends the diff, adds to ``/users`` and removes with DELETE on
 ``/users``. A changed record is added with its new identifiers; the old ones, which Meta cannot
@@ -104,6 +106,7 @@ PERMISSION_CODES = frozenset({10, 190, 200, 294})
 TRANSIENT_CODES = frozenset({1, 2})
 SESSION_ERROR = 2650
 TRANSIENT_SESSION_SUBCODES = frozenset({1870145, 1870148})
+SESSION_FINISHED = 1870159
 
 Endpoint = Literal["users", "usersreplace", "remove"]
 
@@ -132,12 +135,19 @@ class MetaConfig(HttpDestinationConfig):
         return self.url(f"{self.api_version}/{path.lstrip('/')}")
 
 
+class _SessionFinished(PermanentError):
+    """Meta's 2650/1870159: the session already ended (its last batch was taken)."""
+
+
 @dataclass
 class _Session:
     session_id: int
     total: int
     next_seq: int = 1
+    #: Meta's cumulative ``num_invalid_entries`` in the last answer.
     invalid_seen: int = 0
+    #: A request with this batch_seq failed in a way that may have reached Meta.
+    uncertain_seq: int | None = None
     closed: bool = False
 
 
@@ -239,10 +249,40 @@ class Meta(Destination):
         self, endpoint: Endpoint, records: Sequence[Record], rows: list[list[str]], last: bool
     ) -> dict[str, RecordOutcome]:
         session = self._session_for(endpoint)
-        answer = self._post(endpoint, session, rows, last=last)
+        seq = session.next_seq
+        try:
+            answer = self._post(endpoint, session, rows, last=last)
+        except TransientError:
+            session.uncertain_seq = seq
+            raise
+        except _SessionFinished:
+            if session.uncertain_seq != seq or not last:
+                raise
+            # The run's last batch landed and closed the session before its answer arrived:
+            # what Meta made of its rows is lost with the answer, so they go again next run.
+            session.closed = True
+            return {
+                record.key: RecordOutcome(
+                    record.key, False, error="Meta took this batch but its answer was lost"
+                )
+                for record in records
+            }
         counted = _int(answer.get("num_invalid_entries")) or 0
         invalid = max(counted - session.invalid_seen, 0)
         session.invalid_seen = max(counted, session.invalid_seen)
+        if session.uncertain_seq == seq:
+            # The first attempt may have landed (a timeout after Meta took it), and Meta does
+            # not apply a batch_seq twice: then this answer's samples describe rows that were
+            # not applied. The session's cumulative counter still says whether the batch had
+            # invalid rows; if so, every row goes again next run, which is harmless: adding or
+            # removing a member twice changes nothing.
+            error = (
+                f"{invalid} rows of this batch were invalid; Meta's answer to a retry names none"
+            )
+            return {
+                record.key: RecordOutcome(record.key, not invalid, error=error if invalid else None)
+                for record in records
+            }
         return _outcomes(records, rows, answer, invalid)
 
     def _session_for(self, endpoint: Endpoint) -> _Session:
@@ -304,6 +344,8 @@ class Meta(Destination):
         if code == SESSION_ERROR:
             if subcode in TRANSIENT_SESSION_SUBCODES:
                 raise TransientError(detail)
+            if subcode == SESSION_FINISHED:
+                raise _SessionFinished(detail)
             raise PermanentError(detail)
         if code in PERMISSION_CODES or (code == 100 and subcode == 33):
             raise PermanentError(detail)
