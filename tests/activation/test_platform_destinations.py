@@ -1268,3 +1268,18 @@ def test_meta_retry_of_a_last_batch_that_landed_and_closed_the_session_sends_it_
         "Meta took this batch but its answer was lost"
     ] * 2
     assert len(api.audiences[audience_id].members) == 2
+
+
+def test_meta_batches_after_the_flagged_last_one_go_to_a_new_session(meta_api):
+    # What broke: the engine resends a killed run's batches before it knows the run's total
+    # (0), so each resend looks like the last; the next batch reused the finished session's id.
+    audience_id = make_audience(meta_api)
+    destination = meta_for(meta_api, audience_id, total=0)
+
+    destination.write(shoppers(2))
+    destination.write(shoppers(2, start=2))
+
+    sent = sessions_sent(meta_api)
+    assert [(seq, last) for _, _, seq, last in sent] == [(1, True), (1, True)]
+    assert sent[0][1] != sent[1][1]
+    assert len(meta_api.audiences[audience_id].members) == 4

@@ -170,6 +170,7 @@ class Meta(Destination):
         self._sessions: dict[Endpoint, _Session] = {}
         #: Records of the run that will not be sent again: answered, or refused alone.
         self._done = 0
+        self._opened = 0
 
     @property
     def http(self) -> requests.Session:
@@ -289,8 +290,12 @@ class Meta(Destination):
         session = self._sessions.get(endpoint)
         if session is None or session.closed:
             run = self._run or RunContext("adhoc", "adhoc", "upsert", 0)
-            seed = f"{run.sync_name}:{run.run_id}:{endpoint}:{len(self._sessions)}"
-            # A positive int64 that is the same for a retried run's same endpoint.
+            # A session that ended (its flagged batch was taken early, e.g. while the engine
+            # resent a killed run's batches before it knew the run's total) is followed by a
+            # new one with a new id: Meta refuses batches to a finished session.
+            self._opened += 1
+            seed = f"{run.sync_name}:{run.run_id}:{endpoint}:{self._opened}"
+            # A positive int64, unique to this run, endpoint and session.
             session_id = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8]) >> 1
             session = _Session(session_id=session_id or 1, total=run.total_records)
             self._sessions[endpoint] = session
