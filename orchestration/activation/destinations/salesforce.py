@@ -114,7 +114,7 @@ class Salesforce(Destination):
         super().__init__(config)
         self._session: requests.Session | None = None
         self._sleep = sleep
-        self.bulk = False
+        self._run: RunContext | None = None
 
     @property
     def session(self) -> requests.Session:
@@ -137,8 +137,14 @@ class Salesforce(Destination):
         A Bulk run's ``max_batch_size`` (on the instance) becomes ``bulk_batch_size``; a batch of
         at most 200 records (a split retry, the run's tail) still goes through collections.
         """
-        self.bulk = run.total_records > self.config.bulk_threshold
+        self._run = run
         self.max_batch_size = self.config.bulk_batch_size if self.bulk else COLLECTION_LIMIT  # type: ignore[misc]
+
+    @property
+    def bulk(self) -> bool:
+        # Read when used: the engine fills in the run's total after resending a killed run's
+        # batches, which it does after ``start``.
+        return self._run is not None and self._run.total_records > self.config.bulk_threshold
 
     def finish(self, succeeded: bool) -> None:
         if self._session is not None:
