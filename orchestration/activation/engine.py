@@ -2,18 +2,19 @@
 
 One run of one sync:
 
-1. Requests a killed run left without a recorded outcome are sent again first, with the same
-   records under the same ids (``Batch.batch_id``), so nothing is lost and an API that takes
-   record ids or idempotency keys applies nothing twice.
-2. The plan: the audience table is diffed in SQL against ``activation.sync_state`` (what was
+1. The plan: the audience table is diffed in SQL against ``activation.sync_state`` (what was
    last sent successfully): adds, changes (a different fingerprint of the mapped columns),
    removes (members who left, when the sync removes), erasures (every key of a customer in
    ``marts.customer_erasures``, whatever the mode) and rows whose earlier send failed, which the
    diff finds unsent again. A customer without the consent the destination's purpose needs
-   (column ``has_consent_<purpose>``) counts as not in the audience.
-3. Guards: an empty audience aborts a removing sync, and removals above var
+   (column ``has_consent_<purpose>``) counts as not in the audience. Rows a stopped run left in
+   flight are not diffed: they are resent as they were.
+2. Guards: an empty audience aborts a removing sync, and removals above var
    ``tessera_sync_max_delete_fraction`` of what the destination holds abort the run, unless
    forced. A dry run stops here and returns the plan.
+3. Requests a killed run left without a recorded outcome are sent again first, with the same
+   records under the same ids (``Batch.delivery_id``), so nothing is lost and an API that takes
+   record ids or idempotency keys applies nothing twice.
 4. Sending: batches of the destination's ``max_batch_size``, one operation each, at most
    ``max_concurrency`` in flight. Every planned batch is marked in flight in the state before
    the first one leaves, and each one's outcomes are recorded in one transaction when it ends,
@@ -820,11 +821,9 @@ def _run(
     started = False
     succeeded = False
     try:
+        # Planned first (rows still in flight are left out of the diff), so the guards run and
+        # the destination learns the run's total before anything is sent.
         resends = _inflight(store, spec.name)
-        if resends:
-            destination.start(context)
-            started = True
-            _send_all(sender, resends, destination_class.max_concurrency)
         plan = make_plan(store, spec, destination_class)
         plan.resends = sum(len(items) for _, items in resends)
         result.plan = plan
@@ -847,10 +846,11 @@ def _run(
             plan_records = [p for p in plan.records if id(p) not in undeliverable]
         else:
             plan_records = plan.records
-        context.total_records = len(plan_records)
-        if plan_records and not started:
+        context.total_records = plan.resends + len(plan_records)
+        if context.total_records:
             destination.start(context)
             started = True
+        _send_all(sender, resends, destination_class.max_concurrency)
         batches = [
             (uuid.uuid4().hex, items)
             for items in _chunks(plan_records, destination_class.max_batch_size)
