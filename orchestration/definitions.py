@@ -23,6 +23,8 @@ from orchestration.dbt_assets import (
     relation_name,
     tessera_dbt_project,
 )
+from orchestration.dbt_project import project_dir
+from orchestration.predictive.assets import build_predictive_assets
 from orchestration.quality.identity_health import (
     DEFAULT_MAX_IDENTIFIERS_PER_CUSTOMER,
     IdentityRelations,
@@ -39,7 +41,7 @@ def extra_assets(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetsDefinition | 
     """Python assets outside dbt (the predictive models; later the syncs). Each takes its
     upstream keys from ``dbt_assets`` with ``get_asset_key_for_model``; the job, schedule and
     sensor pick them up without further wiring."""
-    return []
+    return [build_predictive_assets(dbt_assets, project_dir() / "output")]
 
 
 def extra_asset_checks(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:

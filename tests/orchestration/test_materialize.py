@@ -48,6 +48,10 @@ def test_the_whole_graph_materializes_with_every_check_passing(built) -> None:
     assert [e.check_name for e in evaluations if not e.passed] == []
     customers = warehouse.query("select count(*) from marts.customers")[0][0]
     assert customers > CUSTOMERS * 0.8
+    # The predictive step ran between the feature marts and the dbt models over its tables.
+    scored = warehouse.query("select count(*) from marts.customer_clv")[0][0]
+    features = warehouse.query("select count(*) from marts.customer_features")[0][0]
+    assert scored == features > 50
 
 
 def test_identity_health_reports_the_clusters_of_the_build(built) -> None:
