@@ -46,9 +46,9 @@ RUN_AUDIENCES = ["run", "--select", "path:models/audiences"]
 # The predictive models and everything downstream (what `tessera run` rebuilds after the
 # predictive step), with the audiences that do not read predictions.
 RUN_PREDICTIVE = ["run", "--select", "path:models/predictive+", "path:models/audiences"]
-AS_OF = "2025-06-10 00:00:00"
+# Without the var the window ends at the latest event, Ann's last view at 2025-06-09 10:00.
 # Ten days later every view of the hand-made people is out of the 7-day window.
-LATER = "2025-06-20 00:00:00"
+LATER = {"tessera_audience_as_of": "2025-06-19 10:00:00"}
 
 # (user_id, email): Ann views 3 times and is in; Bob views twice; Cat views 3 times, then orders;
 # Dan has no email marketing consent; Eve asked for erasure; Fay buys twice and allows ads.
@@ -223,7 +223,7 @@ def test_hand_made_people_are_members_exactly_when_the_audience_says(
     empty_warehouse: Warehouse,
 ) -> None:
     empty_warehouse.write_tables("raw", _raw_tables())
-    run_dbt(BUILD_AUDIENCES, empty_warehouse, {"tessera_audience_as_of": AS_OF}, quiet=True)
+    run_dbt(BUILD_AUDIENCES, empty_warehouse, quiet=True)
 
     # Bob viewed twice, Cat ordered after her views, Dan gave no consent, Eve was erased.
     assert _emails(empty_warehouse, "browse_abandoners") == ["ann@mail.io"]
@@ -243,7 +243,7 @@ def test_hand_made_people_are_members_exactly_when_the_audience_says(
     # out of the window, so her browse stay closes; she enters high_value_at_risk; Fay's
     # repeat_buyers stay stays open.
     empty_warehouse.write_tables("predictive", _predictions(empty_warehouse))
-    run_dbt(RUN_PREDICTIVE, empty_warehouse, {"tessera_audience_as_of": LATER}, quiet=True)
+    run_dbt(RUN_PREDICTIVE, empty_warehouse, LATER, quiet=True)
     assert _emails(empty_warehouse, "browse_abandoners") == []
     assert empty_warehouse.query(
         "select email, risk_tier, discounted_clv from audiences.audience_high_value_at_risk"
@@ -254,8 +254,8 @@ def test_hand_made_people_are_members_exactly_when_the_audience_says(
         ("high_value_at_risk", "ann@mail.io", True),
     ]
 
-    # Back at the first reference time Ann is in again, in a new stay.
-    run_dbt(RUN_AUDIENCES, empty_warehouse, {"tessera_audience_as_of": AS_OF}, quiet=True)
+    # Back at the default reference time Ann is in again, in a new stay.
+    run_dbt(RUN_AUDIENCES, empty_warehouse, quiet=True)
     history = _history(empty_warehouse)
     assert history == [
         ("browse_abandoners", "ann@mail.io", False),
@@ -267,12 +267,7 @@ def test_hand_made_people_are_members_exactly_when_the_audience_says(
     assert len(set(entries)) == 3
 
     # A full refresh rebuilds the audiences but never the history.
-    run_dbt(
-        [*RUN_AUDIENCES, "--full-refresh"],
-        empty_warehouse,
-        {"tessera_audience_as_of": AS_OF},
-        quiet=True,
-    )
+    run_dbt([*RUN_AUDIENCES, "--full-refresh"], empty_warehouse, quiet=True)
     assert _history(empty_warehouse) == history
     assert _entries(empty_warehouse) == entries
     # Ann's first browse stay ended at the start of the second run.
