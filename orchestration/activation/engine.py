@@ -777,6 +777,11 @@ def run_sync(
         except (SyncError, DestinationError) as exc:
             result.status = "failed"
             result.error = str(exc)
+        except Exception as exc:
+            result.status = "failed"
+            result.error = f"{type(exc).__name__}: {exc}"
+            _finish_run(store, result)
+            raise
         except BaseException as exc:
             # Interrupted (Ctrl-C, a signal): whatever is in flight is resent by the next run.
             result.status = "interrupted"

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 import requests
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError, field_validator
 
 from orchestration.activation.destination import (
     Batch,
@@ -66,6 +66,13 @@ class WebhookConfig(DestinationConfig):
     url: str
     secret: SecretStr
     timeout_seconds: float = 30.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return url
 
     @classmethod
     def from_env(
