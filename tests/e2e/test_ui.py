@@ -19,6 +19,7 @@ import pytest
 from websockets.sync.client import connect
 
 from orchestration.cli import generate_into
+from orchestration.predictive.assets import PREDICTION_TABLES
 from orchestration.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
@@ -171,11 +172,12 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
     # Dagster asks new users to join its community once; the dialog covers the page.
     browser.click_button("Skip")
     lines = set(text.splitlines())
-    assert {"raw", "reference", "staging", "identity", "marts"} <= lines
-    # Every model and seed: the raw tables are external, nothing to materialize there.
+    assert {"raw", "reference", "staging", "identity", "marts", "predictive", "audiences"} <= lines
+    # Every model, seed and predictive table: the raw tables are external, nothing to
+    # materialize there.
     models = len(list((PROJECT / "models").rglob("*.sql")))
     seeds = len(list((PROJECT / "seeds").glob("*.csv")))
-    assert f"Materialize all ({models + seeds})" in text
+    assert f"Materialize all ({models + seeds + len(PREDICTION_TABLES)})" in text
     browser.screenshot(ARTIFACTS / "asset-lineage.png")
 
     # The seeds: a real dbt run through the run queue, the daemon and a run worker, kept short.
