@@ -4,6 +4,7 @@ tessera generate --customers N --seed S [--target local|postgres]
 tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}'] [--output-dir D]
 tessera demo [--customers N] [--seed S] [--output-dir D]
 tessera explain <identifier> [--target local|postgres]
+tessera privacy report [--target local|postgres]
 tessera sync [--sync NAME ...] [--dry-run] [--force] [--target local|postgres] [--vars JSON]
 """
 
@@ -25,7 +26,13 @@ from orchestration.demo.generator import SOURCE_TABLES, TRUTH_TABLES, generate
 from orchestration.identity.explain import ExplainError, explain, format_explanation
 from orchestration.predictive.clv import PredictiveInputError
 from orchestration.predictive.pipeline import format_summary, run_predictive
-from orchestration.reports import format_staging_summary, identity_summary, staging_summary
+from orchestration.reports import (
+    format_privacy_report,
+    format_staging_summary,
+    identity_summary,
+    privacy_report,
+    staging_summary,
+)
 from orchestration.warehouse import TARGETS, Warehouse, WarehouseError, copy_duckdb_to_postgres
 
 DEMO_CUSTOMERS = 20_000
@@ -179,6 +186,11 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     print(format_explanation(explain(warehouse, args.identifier)))
 
 
+def _cmd_privacy_report(args: argparse.Namespace) -> None:
+    warehouse = Warehouse.from_env(args.target)
+    print(format_privacy_report(privacy_report(warehouse)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tessera", description="Tessera: a warehouse-native customer data platform."
@@ -243,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--vars", help="dbt vars as a JSON object")
     add_target(sync)
     sync.set_defaults(func=_cmd_sync)
+
+    privacy = commands.add_parser("privacy", help="consent and deletion status")
+    privacy_commands = privacy.add_subparsers(dest="privacy_command", required=True)
+    report = privacy_commands.add_parser(
+        "report", help="consent coverage per purpose and deletions still pending"
+    )
+    add_target(report)
+    report.set_defaults(func=_cmd_privacy_report)
     return parser
 
 

@@ -1,5 +1,5 @@
 """What a run did, read back from the warehouse: rows per source, staged, rejected by reason;
-customers stitched, identifiers blocked, links cut."""
+customers stitched, identifiers blocked, links cut; consent coverage and pending deletions."""
 
 from __future__ import annotations
 
@@ -94,3 +94,98 @@ def _count(warehouse: Warehouse, schema: str, table: str) -> int:
     if not warehouse.relation_exists(schema, table):
         return 0
     return int(warehouse.query(f"select count(*) from {schema}.{table}")[0][0])
+
+
+@dataclass(frozen=True)
+class PrivacyReport:
+    """Consent coverage of the customers mart and where deletion requests stand."""
+
+    customers: int
+    # Purpose -> customers whose latest consent for it is a grant.
+    consented: dict[str, int]
+    deletion_requests: int
+    erased_customers: int
+    # Requests that arrived after the last build: the next run erases their subjects.
+    received_since_build: int
+    # Erased customers still in the customers mart (0 after a build).
+    still_in_marts: int
+    # Sync -> erased customers the destination still holds (the next sync removes them).
+    still_in_destinations: dict[str, int]
+
+    @property
+    def pending(self) -> int:
+        return (
+            self.received_since_build
+            + self.still_in_marts
+            + sum(self.still_in_destinations.values())
+        )
+
+
+def privacy_report(warehouse: Warehouse, raw_schema: str = RAW_SCHEMA) -> PrivacyReport:
+    """Consent coverage and pending deletions; what has not been built yet counts as zero."""
+    customers = _count(warehouse, "marts", "customers")
+    mark = warehouse.placeholder
+    columns = warehouse.query(
+        "select column_name from information_schema.columns "
+        f"where table_schema = {mark} and table_name = {mark} order by column_name",
+        ["marts", "customers"],
+    )
+    purposes = [
+        name.removeprefix("has_consent_") for (name,) in columns if name.startswith("has_consent_")
+    ]
+    consented = {}
+    for purpose in purposes:
+        rows = warehouse.query(f"select count(*) from marts.customers where has_consent_{purpose}")
+        consented[purpose] = int(rows[0][0])
+
+    staged, rejected = STAGING_MODELS["deletion_requests"]
+    requests = _count(warehouse, STAGING_SCHEMA, staged)
+    seen = requests + _count(warehouse, STAGING_SCHEMA, rejected)
+    received_since_build = max(_count(warehouse, raw_schema, "deletion_requests") - seen, 0)
+    erased = _count(warehouse, "marts", "customer_erasures")
+    still_in_marts = 0
+    if erased and customers:
+        still_in_marts = int(
+            warehouse.query(
+                "select count(*) from marts.customers "
+                "where customer_id in (select customer_id from marts.customer_erasures)"
+            )[0][0]
+        )
+    still_in_destinations: dict[str, int] = {}
+    if erased and warehouse.relation_exists("activation", "sync_state"):
+        rows = warehouse.query(
+            "select sync_name, count(distinct customer_id) from activation.sync_state "
+            "where customer_id in (select customer_id from marts.customer_erasures) "
+            "group by sync_name order by sync_name"
+        )
+        still_in_destinations = {name: int(n) for name, n in rows}
+    return PrivacyReport(
+        customers=customers,
+        consented=consented,
+        deletion_requests=requests,
+        erased_customers=erased,
+        received_since_build=received_since_build,
+        still_in_marts=still_in_marts,
+        still_in_destinations=still_in_destinations,
+    )
+
+
+def format_privacy_report(report: PrivacyReport) -> str:
+    lines = [f"consent coverage of {report.customers:,} customers"]
+    for purpose, n in report.consented.items():
+        share = n / report.customers if report.customers else 0.0
+        lines.append(f"  {purpose:<24}{n:>10,}  {share:>6.1%}")
+    lines += [
+        f"deletion requests: {report.deletion_requests:,} valid, "
+        f"{report.erased_customers:,} customers erased from the marts",
+        f"pending deletions: {report.pending:,}",
+        f"  received since the last build (erased by the next run): "
+        f"{report.received_since_build:,}",
+        f"  erased customers still in marts.customers: {report.still_in_marts:,}",
+    ]
+    if report.still_in_destinations:
+        for sync, n in report.still_in_destinations.items():
+            lines.append(f"  still held by sync {sync} (removed by its next run): {n:,}")
+    else:
+        lines.append("  still held by a destination: 0")
+    return "\n".join(lines)

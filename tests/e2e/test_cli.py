@@ -57,6 +57,14 @@ def test_demo_runs_twice_and_prints_what_it_did(tmp_path: Path) -> None:
     # The same data again: every customer keeps its id, nothing merges or splits.
     assert "merge log: 0 merges, 0 splits" in second.stdout
 
+    privacy = _tessera("privacy", "report", env=env)
+    assert privacy.returncode == 0, privacy.stderr + privacy.stdout
+    coverage = re.search(r"consent coverage of ([\d,]+) customers", privacy.stdout)
+    assert coverage and int(coverage[1].replace(",", "")) > 300, privacy.stdout
+    assert re.search(r"email_marketing\s+[\d,]+\s+\d+\.\d%", privacy.stdout)
+    # The demo syncs every audience after the build: nothing erased is still held anywhere.
+    assert "pending deletions: 0" in privacy.stdout
+
 
 def test_generate_writes_the_same_rows_to_duckdb_and_postgres(
     tmp_path: Path, postgres_server
