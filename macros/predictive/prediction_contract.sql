@@ -1,5 +1,5 @@
 {#- Columns and types of the tables the predictive step writes to schema predictive
-    (orchestration/predictive/writeback.py writes exactly these). Used to stand in an empty table
+    (orchestration/predictive/pipeline.py writes exactly these). Used to stand in an empty table
     before the predictive step has ever run. -#}
 {% macro prediction_contract(table_name) -%}
     {%- set text = dbt.type_string() -%}
