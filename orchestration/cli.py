@@ -5,7 +5,8 @@ tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}
 tessera demo [--customers N] [--seed S] [--output-dir D]
 tessera explain <identifier> [--target local|postgres]
 tessera privacy report [--target local|postgres]
-tessera sync [--sync NAME ...] [--dry-run] [--force] [--target local|postgres] [--vars JSON]
+tessera sync [--sync NAME ...] [--dry-run] [--force] [--full-resync] [--target local|postgres]
+             [--vars JSON]
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         names=args.sync,
         dry_run=args.dry_run,
         force=args.force,
+        full_resync=args.full_resync,
         dbt_vars=dbt_vars,
         progress=_say,
     )
@@ -251,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="send even if an empty audience or too many removals would abort the run",
+    )
+    sync.add_argument(
+        "--full-resync",
+        action="store_true",
+        help="send every member again, whatever was sent before; remove nobody but erased "
+        "customers (a Meta mirror replaces the audience with usersreplace)",
     )
     sync.add_argument("--vars", help="dbt vars as a JSON object")
     add_target(sync)

@@ -110,6 +110,10 @@ class RunContext:
     mode: Mode
     total_records: int
     extra: dict[str, Any] = field(default_factory=dict)
+    #: A full resync: every member is sent as an add, whatever the destination last got, and
+    #: nothing is removed (except erased customers), unless the destination
+    #: ``replaces_on_full_resync``.
+    full_resync: bool = False
 
 
 class Destination(ABC):
@@ -130,6 +134,10 @@ class Destination(ABC):
     hashed_identifiers: ClassVar[Mapping[str, str]] = {}
     #: Normalisation rule set for hashed identifiers (``meta``, ``google``), None if no hashing.
     normaliser: ClassVar[str | None] = None
+    #: On a full resync of a mirror, the adds replace the destination's whole membership (Meta's
+    #: ``usersreplace``): records the run does not send are gone when it ends, so the engine
+    #: forgets the members who left instead of removing them one by one.
+    replaces_on_full_resync: ClassVar[bool] = False
     #: Pydantic model of this destination's settings.
     config_class: ClassVar[type[DestinationConfig]] = DestinationConfig
 

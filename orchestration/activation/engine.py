@@ -12,6 +12,12 @@ One run of one sync:
 2. Guards: an empty audience aborts a removing sync, and removals above var
    ``tessera_sync_max_delete_fraction`` of what the destination holds abort the run, unless
    forced. A dry run stops here and returns the plan.
+
+   A full resync plans every sendable member as an add (as ``update`` mode's changes), whatever
+   the state says was sent, and removes nobody but erased customers: the members who left stay
+   in the state, and the next ordinary mirror run removes them. A mirror to a destination that
+   ``replaces_on_full_resync`` (Meta's ``usersreplace``) drops them itself: the engine forgets
+   them when the run has sent everything, and the delete guard counts them as removals.
 3. Requests a killed run left without a recorded outcome are sent again first, with the same
    records under the same ids (``Batch.delivery_id``), so nothing is lost and an API that takes
    record ids or idempotency keys applies nothing twice.
@@ -121,6 +127,10 @@ class Plan:
     settled: list[str] = field(default_factory=list)
     #: Records of requests a killed run left without an outcome (sent again first).
     resends: int = 0
+    #: A full resync (every member sent again).
+    full_resync: bool = False
+    #: Keys of members who left, dropped by a full resync that replaces the membership.
+    replaced: list[str] = field(default_factory=list)
 
     @property
     def records(self) -> list[PlannedRecord]:
@@ -132,13 +142,16 @@ class Plan:
         return [planned for op in _SEND_ORDER for planned in by_operation[op]]
 
     def counts(self) -> dict[str, int]:
-        return {
+        counts = {
             "adds": len(self.adds),
             "changes": len(self.changes),
             "removes": len(self.removes),
             "erasures": len(self.erasures),
             "resends": self.resends,
         }
+        if self.full_resync:
+            counts["replaced"] = len(self.replaced)
+        return counts
 
     def format(self) -> str:
         sync = self.sync
@@ -250,8 +263,18 @@ def _fingerprint_sql(spec: SyncSpec) -> str:
     return f"md5(concat_ws(chr(31), {', '.join(parts)}))"
 
 
-def plan_sql(spec: SyncSpec, consent_column: str | None, erasures: bool) -> str:
-    """One query: every key needing an action, with the action and what to send."""
+def plan_sql(
+    spec: SyncSpec,
+    consent_column: str | None,
+    erasures: bool,
+    full_resync: bool = False,
+    replaces: bool = False,
+) -> str:
+    """One query: every key needing an action, with the action and what to send.
+
+    ``full_resync``: every sendable member is sent as on a first send, and members who left are
+    left alone, or ``replaced`` when the destination's membership is replaced (``replaces``).
+    """
     columns = spec.columns
     selected = ",\n        ".join(f"{_quote(column)} as c{i}" for i, column in enumerate(columns))
     eligible = f"coalesce({_quote(consent_column)}, false)" if consent_column else "true"
@@ -260,6 +283,10 @@ def plan_sql(spec: SyncSpec, consent_column: str | None, erasures: bool) -> str:
     # A failed change that is no longer wanted (the member left, or the value came back to
     # what the destination holds) is settled: nothing to send, no failure to keep.
     leave = "'remove'" if spec.removes else "case when held.status = 'failed' then 'settle' end"
+    unsent = "held.fingerprint is null"
+    if full_resync:
+        unsent = "true"
+        leave = "'replaced'" if replaces and spec.mode == "mirror" else "null"
     erased = (
         f"select distinct cast(customer_id as varchar) as customer_id "
         f"from {ERASURES[0]}.{ERASURES[1]}"
@@ -301,7 +328,7 @@ compared as (
                 end
             when src.record_key is not null and src.is_eligible then
                 case
-                    when held.fingerprint is null then {first_send}
+                    when {unsent} then {first_send}
                     when held.fingerprint <> src.fingerprint then {change}
                     when held.status = 'failed' then 'settle'
                 end
@@ -340,8 +367,9 @@ def make_plan(
     store: StateStore,
     spec: SyncSpec,
     destination: type[Destination],
+    full_resync: bool = False,
 ) -> Plan:
-    """Diff the audience against the sync's state; read-only."""
+    """Diff the audience against the sync's state (a full resync: see plan_sql); read-only."""
     consent_column = spec.consent_column(destination)
     if not store.relation_exists(AUDIENCE_SCHEMA, spec.audience):
         raise SyncError(
@@ -374,8 +402,15 @@ def make_plan(
             f"({keys - distinct:,} repeated values, e.g. {example!r})"
         )
     erasures = store.relation_exists(*ERASURES)
-    result = store.iterate(plan_sql(spec, consent_column, erasures), [spec.name])
-    plan = Plan(spec, source_rows=rows, consented_rows=int(consented), held_rows=held)
+    sql = plan_sql(spec, consent_column, erasures, full_resync, destination.replaces_on_full_resync)
+    result = store.iterate(sql, [spec.name])
+    plan = Plan(
+        spec,
+        source_rows=rows,
+        consented_rows=int(consented),
+        held_rows=held,
+        full_resync=full_resync,
+    )
     plan.resends = store.fetch(
         "select count(*) from activation.sync_state "
         "where sync_name = ? and inflight_batch is not null",
@@ -393,6 +428,9 @@ def make_plan(
             continue
         if action == "settle":
             plan.settled.append(record_key)
+            continue
+        if action == "replaced":
+            plan.replaced.append(record_key)
             continue
         operation = "remove" if action in ("remove", "erase") else action
         # The same change as a failed earlier attempt keeps that attempt's id.
@@ -666,7 +704,9 @@ def _chunks(items: Sequence[PlannedRecord], size: int) -> list[list[_Item]]:
     return batches
 
 
-def _start_run(store: StateStore, spec: SyncSpec, run_id: str, dry_run: bool, force: bool) -> None:
+def _start_run(
+    store: StateStore, spec: SyncSpec, run_id: str, dry_run: bool, force: bool, full_resync: bool
+) -> None:
     now = utc_now()
     with store.transaction():
         # A run still marked running was killed: this run finishes its work.
@@ -679,10 +719,20 @@ def _start_run(store: StateStore, spec: SyncSpec, run_id: str, dry_run: bool, fo
             """
             insert into activation.sync_runs (
                 run_id, sync_name, audience, destination, mode, status, dry_run, forced,
-                started_at
-            ) values (?, ?, ?, ?, ?, 'running', ?, ?, ?)
+                full_resync, started_at
+            ) values (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)
             """,
-            [run_id, spec.name, spec.audience, spec.destination, spec.mode, dry_run, force, now],
+            [
+                run_id,
+                spec.name,
+                spec.audience,
+                spec.destination,
+                spec.mode,
+                dry_run,
+                force,
+                full_resync,
+                now,
+            ],
         )
 
 
@@ -725,9 +775,10 @@ def _guard(plan: Plan, limit: float) -> str | None:
             f"audience {spec.audience} is empty: sending would remove all {plan.held_rows:,} "
             "records the destination holds; rerun with --force if that is intended"
         )
-    if plan.held_rows and len(plan.removes) > limit * plan.held_rows:
+    removals = len(plan.removes) + len(plan.replaced)
+    if plan.held_rows and removals > limit * plan.held_rows:
         return (
-            f"{len(plan.removes):,} removals are {len(plan.removes) / plan.held_rows:.0%} of the "
+            f"{removals:,} removals are {removals / plan.held_rows:.0%} of the "
             f"{plan.held_rows:,} records the destination holds, above {MAX_DELETE_FRACTION_VAR} "
             f"= {limit:g}; rerun with --force if that is intended"
         )
@@ -741,6 +792,7 @@ def run_sync(
     *,
     dry_run: bool = False,
     force: bool = False,
+    full_resync: bool = False,
     dbt_vars: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     policy: RetryPolicy | None = None,
@@ -758,7 +810,7 @@ def run_sync(
     run_id = uuid.uuid4().hex
     with StateStore.open(warehouse) as store:
         store.ensure_tables()
-        _start_run(store, spec, run_id, dry_run, force)
+        _start_run(store, spec, run_id, dry_run, force, full_resync)
         result = SyncResult(spec.name, run_id, "running", None)
         try:
             _run(
@@ -772,6 +824,7 @@ def run_sync(
                 env,
                 dry_run,
                 force,
+                full_resync,
                 limit,
             )
         except (SyncError, DestinationError) as exc:
@@ -803,10 +856,11 @@ def _run(
     env: Mapping[str, str] | None,
     dry_run: bool,
     force: bool,
+    full_resync: bool,
     limit: float,
 ) -> None:
     if dry_run:
-        result.plan = make_plan(store, spec, destination_class)
+        result.plan = make_plan(store, spec, destination_class, full_resync)
         result.status = "dry_run"
         return
     if destination is None:
@@ -822,6 +876,7 @@ def _run(
         spec.mode,  # type: ignore[arg-type]
         total_records=0,
         extra={"key_column": spec.key, "warehouse": warehouse, "options": dict(spec.options)},
+        full_resync=full_resync,
     )
     started = False
     succeeded = False
@@ -829,7 +884,7 @@ def _run(
         # Planned first (rows still in flight are left out of the diff), so the guards run and
         # the destination learns the run's total before anything is sent.
         resends = _inflight(store, spec.name)
-        plan = make_plan(store, spec, destination_class)
+        plan = make_plan(store, spec, destination_class, full_resync)
         plan.resends = sum(len(items) for _, items in resends)
         result.plan = plan
         reason = None if force else _guard(plan, limit)
@@ -863,6 +918,8 @@ def _run(
         _mark_planned(store, spec, result.run_id, batches)
         _send_all(sender, batches, destination_class.max_concurrency)
         succeeded = True
+        # The replace has ended with the run's last batch: the leavers are gone.
+        state_tables.record_replaced(store, spec.name, result.run_id, plan.replaced)
     finally:
         if started:
             destination.finish(succeeded)
@@ -895,6 +952,7 @@ def run_syncs(
     destinations: Sequence[str] | None = None,
     dry_run: bool = False,
     force: bool = False,
+    full_resync: bool = False,
     dbt_vars: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[SyncResult]:
@@ -926,6 +984,7 @@ def run_syncs(
             destinations_by_name,
             dry_run=dry_run,
             force=force,
+            full_resync=full_resync,
             dbt_vars=dbt_vars,
         )
         if progress:

@@ -75,6 +75,7 @@ _TABLES = {
         status varchar not null,
         dry_run boolean not null,
         forced boolean not null,
+        full_resync boolean,
         started_at timestamp not null,
         finished_at timestamp,
         source_rows bigint,
@@ -112,6 +113,8 @@ _TABLES = {
         last_run_id varchar not null
     """,
 }
+# Columns added since the tables were first released, added to older warehouses on open.
+_ADDED_COLUMNS = (("sync_runs", "full_resync", "boolean"),)
 # Postgres finds a key's row by index; DuckDB's hash joins need none (and its unique indexes
 # refuse a delete and re-insert of one key in a transaction).
 _POSTGRES_INDEXES = (
@@ -210,6 +213,10 @@ class StateStore:
             self.con.execute(f"create schema if not exists {SCHEMA}")
             for table, columns in _TABLES.items():
                 self.con.execute(f"create table if not exists {SCHEMA}.{table} ({columns})")
+            for table, column, kind in _ADDED_COLUMNS:
+                self.con.execute(
+                    f"alter table {SCHEMA}.{table} add column if not exists {column} {kind}"
+                )
             if not self.is_duckdb:
                 for statement in _POSTGRES_INDEXES:
                     self.con.execute(statement)
@@ -452,6 +459,32 @@ def forget(store: StateStore, sync_name: str, keys: Sequence[str]) -> None:
             store.execute(
                 f"delete from activation.{table} where sync_name = ? "
                 "and record_key in (select record_key from forgotten_rows)",
+                [sync_name],
+            )
+
+
+def record_replaced(store: StateStore, sync_name: str, run_id: str, keys: Sequence[str]) -> None:
+    """Log the keys a replace of the destination's membership dropped (as removes without a
+    batch), and forget them."""
+    if not keys:
+        return
+    with store.transaction():
+        store.load("replaced_rows", (("record_key", "varchar"),), [(key,) for key in keys])
+        store.execute(
+            """
+            insert into activation.sync_row_log (
+                run_id, sync_name, record_key, operation, status, destination_id, error,
+                batch_id, logged_at
+            )
+            select ?, ?, record_key, 'remove', 'succeeded', null, null, null, ?
+            from replaced_rows
+            """,
+            [run_id, sync_name, utc_now()],
+        )
+        for table in ("sync_state", "sync_failed_rows"):
+            store.execute(
+                f"delete from activation.{table} where sync_name = ? "
+                "and record_key in (select record_key from replaced_rows)",
                 [sync_name],
             )
 

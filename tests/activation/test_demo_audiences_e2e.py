@@ -468,3 +468,67 @@ def test_each_demo_audience_synced_with_faults_leaves_the_destination_equal_to_i
     else:
         assert (again.status, again.requests, again.records_sent) == ("succeeded", 0, 0)
         assert sent_again == case.check_requests()
+
+
+def test_a_full_resync_of_a_meta_mirror_replaces_the_audience_with_usersreplace(demo_warehouse):
+    """Members who left, and identifiers Tessera never sent (added by hand, or the old values of
+    a changed member), are gone after a full resync; nothing is removed one by one."""
+    copy = "audience_full_resync_copy"
+    demo_warehouse.execute(
+        [
+            f"create or replace table audiences.{copy} as "
+            "select * from audiences.audience_repeat_buyers"
+        ]
+    )
+    case = MetaCase()
+    with case.start() as api:
+        case.api = api
+        case.audience_id = make_audience(api)
+        sync = case.sync(copy)
+        registry = {Meta.name: Meta}
+        first = run_sync(sync, demo_warehouse, registry, env=case.env())
+        rows = audience_rows(demo_warehouse, copy)
+        sent = case.sent_to(rows)
+        leaving = sorted(row["customer_id"] for row in sent)[:3]
+        demo_warehouse.execute(
+            [
+                f"delete from audiences.{copy} where customer_id in "
+                f"({', '.join(repr(key) for key in leaving)})"
+            ]
+        )
+        stray = (("EMAIL", hash_identifier("email", "by.hand@example.com", "meta")),)
+        api.audiences[case.audience_id].members.add(stray)
+        api.clear_log()
+
+        resync = run_sync(sync, demo_warehouse, registry, env=case.env(), full_resync=True)
+        paths = Counter((entry.method, entry.path.rsplit("/", 1)[-1]) for entry in api.log)
+        staying = [row for row in sent if row["customer_id"] not in leaving]
+        held_after = Counter(case.held())
+        api.clear_log()
+        after = run_sync(sync, demo_warehouse, registry, env=case.env())
+        state_keys = demo_warehouse.query(
+            "select record_key from activation.sync_state where sync_name = ?", [sync.name]
+        )
+        replaced_log = demo_warehouse.query(
+            "select count(*) from activation.sync_row_log where run_id = ? "
+            "and operation = 'remove' and status = 'succeeded' and batch_id is null",
+            [resync.run_id],
+        )[0][0]
+
+    assert (first.status, first.succeeded) == ("succeeded", len(sent))
+    assert len(sent) == 84
+    assert resync.status == "succeeded"
+    assert resync.plan.counts() == {
+        "adds": 84 - 3,
+        "changes": 0,
+        "removes": 0,
+        "erasures": 0,
+        "resends": 0,
+        "replaced": 3,
+    }
+    # One replace request of 81 rows; no add to /users, no DELETE.
+    assert paths == {("GET", case.audience_id): 1, ("POST", "usersreplace"): 1}
+    assert held_after == Counter(case.expected(row) for row in staying)
+    assert sorted(key for (key,) in state_keys) == sorted(row["customer_id"] for row in staying)
+    assert replaced_log == 3
+    assert (after.status, after.requests, after.records_sent) == ("succeeded", 0, 0)

@@ -170,6 +170,83 @@ def test_an_erased_customer_is_removed_whatever_the_mode_and_never_sent_again(wa
     assert again.records_sent == 0
 
 
+def test_a_full_resync_sends_every_member_again_and_removes_only_the_erased(warehouse):
+    rows = members(6)
+    write_audience(warehouse, rows)
+    destination = MemoryDestination()
+    sync = spec(mode="mirror")
+    _sync(warehouse, destination, sync)
+    del destination.held["c0003"]  # lost by the destination: an ordinary run cannot know
+    write_audience(warehouse, rows[:5])  # c0005 left
+    write_erasures(warehouse, ["c0004"])
+    ordinary_plan = _sync(warehouse, destination, sync, dry_run=True).plan
+
+    resync = _sync(warehouse, destination, sync, full_resync=True)
+    requests = len(destination.requests)
+    after = _sync(warehouse, destination, sync)
+
+    assert ordinary_plan.counts()["adds"] == 0
+    assert resync.plan.counts() == {
+        "adds": 4,
+        "changes": 0,
+        "removes": 0,
+        "erasures": 1,
+        "resends": 0,
+        "replaced": 0,
+    }
+    assert (resync.status, resync.succeeded) == ("succeeded", 5)
+    # The leaver is kept on a full resync and removed by the next ordinary mirror run.
+    assert sorted(destination.held) == ["c0000", "c0001", "c0002", "c0003"]
+    assert [batch for _, batch in destination.requests[requests:]] == [[("c0005", "remove")]]
+    assert after.plan.counts()["removes"] == 1
+    runs = warehouse.query(
+        "select full_resync from activation.sync_runs where run_id in "
+        f"('{resync.run_id}', '{after.run_id}') order by started_at"
+    )
+    assert runs == [(True,), (False,)]
+
+
+class ReplacingDestination(MemoryDestination):
+    """Like Meta's usersreplace: a full resync of a mirror leaves exactly the records it sent."""
+
+    replaces_on_full_resync = True
+
+    def start(self, run):
+        self.replacing = run.full_resync and run.mode == "mirror"
+        self.sent = set()
+
+    def write(self, batch):
+        self.sent |= {record.key for record in batch if record.operation != "remove"}
+        return super().write(batch)
+
+    def finish(self, succeeded):
+        if self.replacing and succeeded:
+            self.held = {key: fields for key, fields in self.held.items() if key in self.sent}
+
+
+def test_a_replacing_full_resync_forgets_the_leavers_within_the_delete_guard(duckdb_warehouse):
+    rows = members(10)
+    write_audience(duckdb_warehouse, rows)
+    destination = ReplacingDestination()
+    sync = spec(mode="mirror")
+    _sync(duckdb_warehouse, destination, sync)
+    write_audience(duckdb_warehouse, rows[:7])
+
+    guarded = _sync(duckdb_warehouse, destination, sync, full_resync=True)
+    forced = _sync(duckdb_warehouse, destination, sync, full_resync=True, force=True)
+    state = duckdb_warehouse.query("select record_key from activation.sync_state order by 1")
+    after = _sync(duckdb_warehouse, destination, sync)
+
+    assert guarded.status == "aborted"
+    assert "3 removals are 30% of the 10 records" in guarded.error
+    assert forced.plan.counts()["adds"] == 7
+    assert forced.plan.replaced == ["c0007", "c0008", "c0009"]
+    assert not any(op == "remove" for _, batch in destination.requests for _, op in batch)
+    assert sorted(destination.held) == [f"c{n:04d}" for n in range(7)]
+    assert [key for (key,) in state] == [f"c{n:04d}" for n in range(7)]
+    assert (after.status, after.requests) == ("succeeded", 0)
+
+
 class AddOnlyDestination(MemoryDestination):
     supported_modes = frozenset({"upsert", "insert"})
 

@@ -51,8 +51,10 @@ from tests.activation.sync_support import (
 TOKEN = "test-token"
 
 
-def run(mode: str = "upsert", total: int = 0, **extra: Any) -> RunContext:
-    return RunContext("test_sync", "run-1", mode, total, extra)  # type: ignore[arg-type]
+def run(
+    mode: str = "upsert", total: int = 0, full_resync: bool = False, **extra: Any
+) -> RunContext:
+    return RunContext("test_sync", "run-1", mode, total, extra, full_resync)  # type: ignore[arg-type]
 
 
 def add(key: str, **fields: Any) -> Record:
@@ -876,10 +878,10 @@ def test_meta_wrong_token_and_unknown_audience_are_permanent(meta_api):
         meta_for(meta_api, "999").write(shoppers(1))
 
 
-def test_meta_mirror_full_refresh_replaces_the_audience_with_what_the_run_sent(meta_api):
+def test_meta_mirror_full_resync_replaces_the_audience_with_what_the_run_sent(meta_api):
     audience_id = make_audience(meta_api)
     meta_for(meta_api, audience_id, total=5).write(shoppers(5))
-    destination = meta_for(meta_api, audience_id, total=4, mode="mirror", full_refresh=True)
+    destination = meta_for(meta_api, audience_id, total=4, mode="mirror", full_resync=True)
 
     destination.write(shoppers(2, start=3))
     replacing = meta_api.audiences[audience_id].replace_session is not None

@@ -36,10 +36,12 @@ keeping every batch it took.
 
 Mirror: a normal mirror run sends the diff, adds to ``/users`` and removes with DELETE on
 ``/users``. A changed record is added with its new identifiers; the old ones, which Meta cannot
-be told apart from other people's, leave on the next full refresh. A full refresh
-(``RunContext.extra["full_refresh"]`` true, every member sent as an add) goes to ``/usersreplace``
-in one session instead: the audience becomes exactly the records sent, without resetting ad-set
-learning the way removing everyone would.
+be told apart from other people's, leave on the next full resync. A full resync of a mirror
+(``tessera sync --full-resync``: every member sent as an add) goes to ``/usersreplace`` in one
+session instead: the audience becomes exactly the records sent, without resetting ad-set
+learning the way removing everyone would. Meta ends a replace session 90 minutes after its
+first batch keeping what it took, so a replace of an audience larger than a run can upload in
+that time leaves it short; the members it missed are sent again by the next run.
 
 Answers: 200 -> each row succeeded, except rows whose values Meta lists in
 ``invalid_entry_samples`` (failed with its reason; when Meta counts more invalid entries than it
@@ -159,6 +161,7 @@ class Meta(Destination):
     supported_modes: ClassVar[frozenset[str]] = frozenset({"upsert", "insert", "mirror"})
     hashed_identifiers: ClassVar[dict[str, str]] = HASHED_FIELDS
     normaliser: ClassVar[str | None] = "meta"
+    replaces_on_full_resync: ClassVar[bool] = True
     config_class: ClassVar[type[MetaConfig]] = MetaConfig
 
     config: MetaConfig
@@ -203,7 +206,7 @@ class Meta(Destination):
     @property
     def replacing(self) -> bool:
         run = self._run
-        return run is not None and run.mode == "mirror" and bool(run.extra.get("full_refresh"))
+        return run is not None and run.mode == "mirror" and run.full_resync
 
     def write(self, batch: Sequence[Record]) -> WriteResult:
         remove = batch[0].operation == "remove"
