@@ -29,6 +29,10 @@ One run of one sync:
    retry budget; transient errors retry with exponential backoff and jitter; a rejected batch
    is halved until the bad rows are isolated; a permanent error stops the run, and everything
    unsent is sent by the next one.
+
+Personal values (fields mapped from columns the audience model tags ``pii``, or whose names look
+personal: orchestration/privacy.py) are masked in the printed plan, and masked in every error a
+destination returns before the error is stored or printed (``PersonalData``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -62,6 +66,7 @@ from orchestration.activation.destination import (
     TransientError,
 )
 from orchestration.activation.state import StateStore, utc_now
+from orchestration.privacy import mask, scrub, table_pii_columns
 from orchestration.warehouse import Warehouse
 
 MAX_DELETE_FRACTION_VAR = "tessera_sync_max_delete_fraction"
@@ -100,6 +105,52 @@ class RetryPolicy:
         return delay / 2 + delay / 2 * self.jitter()
 
 
+@dataclass(frozen=True)
+class PersonalData:
+    """Which parts of a sync's records carry personal values in plain text: the printed plan
+    masks them and the errors a run stores and prints are scrubbed of them (``privacy.mask``).
+
+    A field is personal when its audience column is tagged ``pii`` in the audience model's YAML
+    or its name looks personal (``privacy.table_pii_columns``), unless the destination receives
+    it hashed. A field outside the current mapping (a remove carries what an earlier mapping
+    sent) counts as personal unless hashed. The key is personal when its column is.
+    """
+
+    mapped: frozenset[str]
+    personal: frozenset[str]
+    hashed: frozenset[str]
+    key: bool
+
+    @classmethod
+    def of(cls, spec: SyncSpec, destination: type[Destination] | None = None) -> PersonalData:
+        columns = table_pii_columns(spec.audience, [spec.key, *spec.columns])
+        return cls(
+            mapped=frozenset(spec.fields),
+            personal=frozenset(t for t, column in spec.fields.items() if column in columns),
+            hashed=frozenset(destination.hashed_identifiers if destination else ()),
+            key=spec.key in columns,
+        )
+
+    def is_plain(self, target: str) -> bool:
+        """Whether destination field ``target`` carries a personal value in plain text."""
+        return target not in self.hashed and (target in self.personal or target not in self.mapped)
+
+    def masked(self, record: Record) -> tuple[str | None, dict[str, Any]]:
+        """The record's key and fields with the plain personal values masked."""
+        key = mask(record.key) if self.key else record.key
+        fields = {t: mask(v) if self.is_plain(t) else v for t, v in record.fields.items()}
+        return key, fields
+
+    def scrub(self, text: str, records: Iterable[Record]) -> str:
+        """``text`` with the records' plain personal values masked (an API echoing them)."""
+        values = []
+        for record in records:
+            values += [v for t, v in record.fields.items() if self.is_plain(t)]
+            if self.key:
+                values.append(record.key)
+        return scrub(text, values)
+
+
 @dataclass
 class PlannedRecord:
     record: Record
@@ -131,6 +182,8 @@ class Plan:
     full_resync: bool = False
     #: Keys of members who left, dropped by a full resync that replaces the membership.
     replaced: list[str] = field(default_factory=list)
+    #: What ``format`` masks (None: judged from the sync alone, every mapped field plain).
+    personal: PersonalData | None = None
 
     @property
     def records(self) -> list[PlannedRecord]:
@@ -154,7 +207,9 @@ class Plan:
         return counts
 
     def format(self) -> str:
+        """Counts and up to SAMPLE_SIZE records per action; personal values masked."""
         sync = self.sync
+        personal = self.personal or PersonalData.of(sync)
         lines = [
             f"sync {sync.name}: {sync.audience} -> {sync.destination} ({sync.mode}, "
             f"key {sync.key}); audience {self.source_rows:,} rows, {self.consented_rows:,} "
@@ -168,8 +223,9 @@ class Plan:
             ("erase", self.erasures),
         ):
             for item in planned[:SAMPLE_SIZE]:
-                fields = json.dumps(dict(item.record.fields), default=json_value, sort_keys=True)
-                lines.append(f"  {name:<7}{item.record.key}  {fields}")
+                key, fields = personal.masked(item.record)
+                text = json.dumps(fields, default=json_value, sort_keys=True)
+                lines.append(f"  {name:<7}{key}  {text}")
         return "\n".join(lines)
 
 
@@ -186,6 +242,9 @@ class SyncResult:
     rate_limited: int = 0
     records_sent: int = 0
     error: str | None = None
+    #: Whether the failure was the destination being unreachable or overloaded (worth another
+    #: run soon), rather than a refusal or a mistake in the sync.
+    retryable: bool = False
 
     def format(self) -> str:
         if self.status == "dry_run" and self.plan is not None:
@@ -384,6 +443,7 @@ def make_plan(
             f"sync {spec.name} ({spec.source}): {AUDIENCE_SCHEMA}.{spec.audience} has no column "
             f"{', '.join(missing)}"
         )
+    personal = PersonalData.of(spec, destination)
     rows, keys, distinct, consented, held = store.fetch(
         _counts_sql(spec, consent_column), [spec.name]
     )[0]
@@ -397,9 +457,10 @@ def make_plan(
             f"select cast({_quote(spec.key)} as varchar) from {AUDIENCE_SCHEMA}."
             f"{_quote(spec.audience)} group by 1 having count(*) > 1 limit 1"
         )[0][0]
+        shown = mask(example) if personal.key else example
         raise SyncError(
             f"sync {spec.name}: key {spec.key} is not unique in {spec.audience} "
-            f"({keys - distinct:,} repeated values, e.g. {example!r})"
+            f"({keys - distinct:,} repeated values, e.g. {shown!r})"
         )
     erasures = store.relation_exists(*ERASURES)
     sql = plan_sql(spec, consent_column, erasures, full_resync, destination.replaces_on_full_resync)
@@ -410,6 +471,7 @@ def make_plan(
         consented_rows=int(consented),
         held_rows=held,
         full_resync=full_resync,
+        personal=personal,
     )
     plan.resends = store.fetch(
         "select count(*) from activation.sync_state "
@@ -521,12 +583,14 @@ class _Sender:
         sync_name: str,
         run_id: str,
         policy: RetryPolicy,
+        personal: PersonalData,
     ) -> None:
         self.destination = destination
         self.store = store
         self.sync_name = sync_name
         self.run_id = run_id
         self.policy = policy
+        self.personal = personal
         self.throttle = _Throttle(policy.sleep, policy.clock)
         self.stats = _Stats()
         self.stop = threading.Event()
@@ -581,10 +645,21 @@ class _Sender:
                 self._send(items[:middle], batch_id)
                 self._send(items[middle:], batch_id)
                 return
+            except Exception as exc:
+                # The run stops with this error (sync_runs.error, the printed result); an API
+                # quoting a record in it must not put the value there. Its type stays.
+                records = [item.record for item in items]
+                exc.args = tuple(
+                    self.personal.scrub(arg, records) if isinstance(arg, str) else arg
+                    for arg in exc.args
+                )
+                raise
             self._record(items, batch_id, result.outcomes)
             return
 
     def _record_failed(self, items: list[_Item], batch_id: str | None, error: str) -> None:
+        # One message for the whole request: scrubbed of every record's values.
+        error = self.personal.scrub(error, [item.record for item in items])
         outcomes = [RecordOutcome(item.record.key, False, error=error) for item in items]
         self._record(items, batch_id, outcomes)
 
@@ -598,7 +673,12 @@ class _Sender:
                 item.record.key, False, error="the destination reported no outcome for it"
             )
             status = "succeeded" if outcome.succeeded else "failed"
-            error = None if outcome.succeeded else (outcome.error or "failed, no reason given")
+            error = None
+            if not outcome.succeeded:
+                # An API echoes the bad value ("Email 'ana@x.com' is invalid"); the logs keep
+                # its mask.
+                reason = outcome.error or "failed, no reason given"
+                error = self.personal.scrub(reason, [item.record])
             rows.append(
                 (item.record.key, item.record.operation, status, outcome.destination_id, error)
             )
@@ -830,6 +910,7 @@ def run_sync(
         except (SyncError, DestinationError) as exc:
             result.status = "failed"
             result.error = str(exc)
+            result.retryable = isinstance(exc, TransientError | RateLimited)
         except Exception as exc:
             result.status = "failed"
             result.error = f"{type(exc).__name__}: {exc}"
@@ -869,7 +950,8 @@ def _run(
         )
         destination = destination_class(config)
     destination.check_connection()
-    sender = _Sender(destination, store, spec.name, result.run_id, policy)
+    personal = PersonalData.of(spec, destination_class)
+    sender = _Sender(destination, store, spec.name, result.run_id, policy, personal)
     context = RunContext(
         spec.name,
         result.run_id,

@@ -15,6 +15,7 @@ from orchestration.activation.destination import (
     TransientError,
 )
 from orchestration.activation.engine import RetryPolicy, run_sync
+from orchestration.privacy import mask
 from tests.activation.sync_support import (
     MemoryDestination,
     Sleeps,
@@ -330,7 +331,11 @@ def test_a_dry_run_plans_adds_changes_removes_with_samples_and_sends_nothing(duc
         "resends": 0,
     }
     text = result.plan.format()
-    assert 'change c0000  {"email": "user0@mail.com", "firstname": "Renamed"}' in text
+    # The samples mask personal values (orchestration.privacy.mask).
+    assert (
+        f'change c0000  {{"email": "{mask("user0@mail.com")}", "firstname": "{mask("Renamed")}"}}'
+        in text
+    )
     assert "remove c0007" in text
     assert "add    c0008" in text
 
