@@ -123,8 +123,11 @@ def scrub(text: str, values: Collection[Any]) -> str:
     originals = {
         str(value).strip().lower(): str(value).strip() for value in values if value is not None
     }
-    words = sorted((word for word in originals if word), key=len, reverse=True)
-    if not words or not text:
+    # Only the values the text holds go into the pattern: a batch-wide error is scrubbed of the
+    # values of thousands of records.
+    lowered = text.lower()
+    words = sorted((word for word in originals if word and word in lowered), key=len, reverse=True)
+    if not words:
         return text
     pattern = re.compile(
         r"(?<!\w)(?:" + "|".join(re.escape(word) for word in words) + r")(?!\w)",

@@ -24,7 +24,7 @@ from orchestration.activation.destination import (
     WriteResult,
 )
 from orchestration.activation.engine import run_sync
-from orchestration.privacy import mask, table_pii_columns
+from orchestration.privacy import mask, scrub, table_pii_columns
 from orchestration.warehouse import Warehouse
 from tests.activation.sync_support import (
     MemoryDestination,
@@ -236,3 +236,15 @@ def test_a_column_is_personal_by_its_models_tag_or_else_by_its_name(tmp_path):
     # A tag the name would not suggest counts; an untagged email is still personal.
     assert tagged == {"loyalty_code", "email"}
     assert untagged == {"email"}
+
+
+def test_scrub_masks_whole_values_in_any_case_and_leaves_longer_words_alone():
+    text = "Email 'USER1@mail.com' is invalid; Name10 and Name1 too; Al is invalid"
+
+    scrubbed = scrub(text, ["user1@mail.com", "Name1", "Name10", "Al", None])
+
+    # The echo in capitals is masked as the value itself: one value, one mask.
+    assert scrubbed == (
+        f"Email '{mask('user1@mail.com')}' is invalid; {mask('Name10')} and {mask('Name1')} "
+        f"too; {mask('Al')} is invalid"
+    )
