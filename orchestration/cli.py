@@ -22,11 +22,10 @@ from typing import Any
 from orchestration.activation.config import SyncConfigError
 from orchestration.activation.destination import DestinationError
 from orchestration.activation.engine import SyncError, run_syncs
-from orchestration.dbt_project import DbtRunError, run_dbt
+from orchestration.dbt_project import DbtRunError
 from orchestration.demo.generator import SOURCE_TABLES, TRUTH_TABLES, generate
 from orchestration.identity.explain import ExplainError, explain, format_explanation
 from orchestration.predictive.clv import PredictiveInputError
-from orchestration.predictive.pipeline import format_summary, run_predictive
 from orchestration.reports import (
     format_privacy_report,
     format_staging_summary,
@@ -38,8 +37,6 @@ from orchestration.warehouse import TARGETS, Warehouse, WarehouseError, copy_duc
 
 DEMO_CUSTOMERS = 20_000
 OUTPUT_DIR = "output"
-# Destinations `tessera demo` syncs to: the ones that need no account anywhere.
-DEMO_DESTINATIONS = ("file", "table")
 # The models over the predictive step's tables, and whatever reads them.
 PREDICTIVE_MODELS = "path:models/predictive+"
 
@@ -112,41 +109,37 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     print(steps.report())
 
 
-def _build(warehouse: Warehouse, dbt_vars: dict[str, Any], steps: _Steps) -> None:
-    # Unit tests check the SQL, not the data; they run in the test suite (dbt's advice for
-    # production runs), and they could not run on a warehouse that lacks a source table.
-    build = ["build", "--exclude-resource-type", "unit_test"]
-    steps.run("dbt seed + build", lambda: run_dbt(build, warehouse, dbt_vars))
+def _run_job(warehouse: Warehouse, dbt_vars: dict[str, Any], output_dir: Path) -> int:
+    """Run the Dagster job of the UI in this process; print what it built and checked."""
+    from orchestration.runner import run_full_build
+
+    _say(f"Dagster job tessera_full_build on {warehouse.describe()}")
+    outcome = run_full_build(warehouse, dbt_vars, output_dir, say=_say)
     summary = staging_summary(warehouse, dbt_vars.get("tessera_raw_schema", "raw"))
     print(format_staging_summary(summary))
     identity = identity_summary(warehouse)
     if identity:
         print(identity)
-
-
-def _predict(
-    warehouse: Warehouse, dbt_vars: dict[str, Any], output_dir: Path, steps: _Steps
-) -> None:
-    """Fit and score on the feature marts, write the results back, rebuild the models on them."""
-    result = steps.run(
-        "predictive: fit, score, write back",
-        lambda: run_predictive(warehouse, dbt_vars, output_dir, progress=_say),
+    print(outcome.report())
+    _say(
+        f"{outcome.materialized:,} assets built, {outcome.checks_passed:,} checks passed, "
+        f"{len(outcome.checks_failed):,} failed"
     )
-    build = ["build", "--exclude-resource-type", "unit_test", "--select", PREDICTIVE_MODELS]
-    steps.run("dbt build predictive models", lambda: run_dbt(build, warehouse, dbt_vars))
-    print(format_summary(result))
+    if outcome.success:
+        return 0
+    for failure in outcome.failures:
+        _say(f"failed: {failure}")
+    if outcome.skipped:
+        _say(f"not run (upstream failed or blocked): {', '.join(outcome.skipped)}")
+    return 1
 
 
-def _cmd_run(args: argparse.Namespace) -> None:
+def _cmd_run(args: argparse.Namespace) -> int:
     warehouse = Warehouse.from_env(args.target)
-    dbt_vars = _parse_vars(args.vars)
-    steps = _Steps()
-    _build(warehouse, dbt_vars, steps)
-    _predict(warehouse, dbt_vars, Path(args.output_dir), steps)
-    print(steps.report())
+    return _run_job(warehouse, _parse_vars(args.vars), Path(args.output_dir))
 
 
-def _cmd_demo(args: argparse.Namespace) -> None:
+def _cmd_demo(args: argparse.Namespace) -> int:
     warehouse = Warehouse.from_env(args.target)
     _say(f"demo on {warehouse.describe()}")
     steps = _Steps()
@@ -154,13 +147,12 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         f"generate {args.customers:,} customers",
         lambda: generate_into(warehouse, args.customers, args.seed),
     )
-    _build(warehouse, {}, steps)
-    _predict(warehouse, {}, Path(args.output_dir), steps)
-    steps.run(
-        "sync audiences to file and table",
-        lambda: run_syncs(warehouse, destinations=DEMO_DESTINATIONS, progress=_say),
+    status = steps.run(
+        "Dagster job tessera_full_build",
+        lambda: _run_job(warehouse, {}, Path(args.output_dir)),
     )
     print(steps.report())
+    return status
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.dbt_project import profiles_dir, project_dir
-from orchestration.resources import WarehouseResource
+from orchestration.resources import RunSettings, WarehouseResource
 
 # Unit tests check the SQL, not the data; they run in the test suite (as in `tessera run`).
 # A run splits the dbt models around the Python assets (dbt -> predictive -> dbt): "buildable"
@@ -130,12 +130,15 @@ def build_dbt_assets(project: DbtProject, manifest: Mapping[str, Any]) -> dg.Ass
         name="tessera_dbt",
     )
     def tessera_dbt(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        warehouse: WarehouseResource,
+        settings: RunSettings,
     ) -> Iterator[Any]:
         # The profile reads TESSERA_* when the dbt process starts; set them from the resource so
         # dbt writes where the Python steps read.
         with warehouse.dbt_environment():
-            invocation = dbt.cli(DBT_BUILD, context=context)
+            invocation = dbt.cli([*DBT_BUILD, *settings.dbt_args()], context=context)
         yield from invocation.stream()
 
     return tessera_dbt

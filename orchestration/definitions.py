@@ -8,10 +8,12 @@ orchestration/dbt_assets.py). ``build_defs(warehouse)`` builds the same for a gi
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
+from orchestration.activation.assets import build_sync_assets
 from orchestration.dbt_assets import (
     RawTable,
     build_dbt_assets,
@@ -25,12 +27,13 @@ from orchestration.dbt_assets import (
 )
 from orchestration.dbt_project import project_dir
 from orchestration.predictive.assets import build_predictive_assets
+from orchestration.quality.expectations import build_expectation_checks, load_suites
 from orchestration.quality.identity_health import (
     DEFAULT_MAX_IDENTIFIERS_PER_CUSTOMER,
     IdentityRelations,
     build_identity_health_check,
 )
-from orchestration.resources import WarehouseResource
+from orchestration.resources import RunSettings, WarehouseResource
 from orchestration.warehouse import Warehouse, WarehouseError
 
 JOB_NAME = "tessera_full_build"
@@ -38,15 +41,26 @@ ADAPTERS = {"local": "duckdb", "postgres": "postgres"}
 
 
 def extra_assets(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    """Python assets outside dbt (the predictive models; later the syncs). Each takes its
-    upstream keys from ``dbt_assets`` with ``get_asset_key_for_model``; the job, schedule and
-    sensor pick them up without further wiring."""
-    return [build_predictive_assets(dbt_assets, project_dir() / "output")]
+    """Python assets outside dbt: the predictive models and one asset per declared sync. Each
+    takes its upstream keys from ``dbt_assets`` with ``get_asset_key_for_model``; the job,
+    schedule and sensor pick them up without further wiring."""
+    return [
+        build_predictive_assets(dbt_assets),
+        *build_sync_assets(lambda model: get_asset_key_for_model([dbt_assets], model)),
+    ]
 
 
-def extra_asset_checks(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
-    """Asset checks on the Python assets of ``extra_assets``."""
-    return []
+def extra_asset_checks(
+    dbt_assets: dg.AssetsDefinition, manifest: Mapping[str, Any]
+) -> list[dg.AssetChecksDefinition]:
+    """Checks beyond dbt's tests: the Great Expectations suites of expectations/."""
+    models = {
+        node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"
+    }
+    suites = load_suites(project_dir(), models)
+    keys = {suite.model: get_asset_key_for_model([dbt_assets], suite.model) for suite in suites}
+    relations = {suite.model: relation_name(manifest, suite.model) for suite in suites}
+    return build_expectation_checks(suites, keys, relations)
 
 
 def raw_row_counts(warehouse: Warehouse, tables: Sequence[RawTable]) -> dict[str, int]:
@@ -127,7 +141,13 @@ IN_PROGRESS_STATUSES = [
 ]
 
 
-def build_defs(warehouse: Warehouse) -> dg.Definitions:
+def build_defs(
+    warehouse: Warehouse,
+    settings: RunSettings | None = None,
+    loggers: Mapping[str, dg.LoggerDefinition] | None = None,
+) -> dg.Definitions:
+    """Tessera's definitions on ``warehouse``; ``settings`` (dbt vars, output folder) default to
+    the project's, ``loggers`` to Dagster's console logger."""
     project = tessera_dbt_project(warehouse.target)
     manifest = prepare_manifest(project, ADAPTERS[warehouse.target])
     dbt_assets = build_dbt_assets(project, manifest)
@@ -166,7 +186,7 @@ def build_defs(warehouse: Warehouse) -> dg.Definitions:
             dbt_assets,
             *extra_assets(dbt_assets),
         ],
-        asset_checks=[identity_health, *extra_asset_checks(dbt_assets)],
+        asset_checks=[identity_health, *extra_asset_checks(dbt_assets, manifest)],
         jobs=[full_build],
         schedules=[daily],
         sensors=[build_raw_rows_sensor(tables, JOB_NAME)],
@@ -175,7 +195,9 @@ def build_defs(warehouse: Warehouse) -> dg.Definitions:
                 project_dir=project, target=warehouse.target, dbt_executable=dbt_executable()
             ),
             "warehouse": WarehouseResource.for_warehouse(warehouse),
+            "settings": settings or RunSettings.of(output_dir=project_dir() / "output"),
         },
+        loggers=dict(loggers) if loggers else None,
         # DuckDB allows one writing process: run the steps of a run one after another.
         executor=dg.in_process_executor if warehouse.duckdb_path is not None else None,
     )

@@ -1,10 +1,13 @@
-"""Dagster resources: the warehouse every Python step and the dbt assets use."""
+"""Dagster resources: the warehouse every Python step and the dbt assets use, and the settings
+of a run (dbt vars, the output folder) that ``tessera run`` passes to the same job."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -63,3 +66,29 @@ class WarehouseResource(dg.ConfigurableResource):
         """Point profiles.yml.example at this warehouse for a dbt command started inside."""
         with _environment(self.get().dbt_env()):
             yield
+
+
+class RunSettings(dg.ConfigurableResource):
+    """What a run adds to the project's defaults: dbt vars (a JSON object, as ``--vars``) for
+    the dbt build, the predictive step and the syncs, and the folder plots are written to."""
+
+    dbt_vars: str = "{}"
+    output_dir: str = "output"
+
+    @classmethod
+    def of(cls, dbt_vars: dict[str, Any] | None = None, output_dir: Path | None = None):
+        return cls(
+            dbt_vars=json.dumps(dbt_vars or {}, sort_keys=True),
+            output_dir=str(output_dir) if output_dir is not None else "output",
+        )
+
+    def vars(self) -> dict[str, Any]:
+        parsed = json.loads(self.dbt_vars or "{}")
+        if not isinstance(parsed, dict):
+            raise ValueError(f"dbt_vars must be a JSON object, got {self.dbt_vars!r}")
+        return parsed
+
+    def dbt_args(self) -> list[str]:
+        """``--vars`` for a dbt command, when there are any."""
+        values = self.vars()
+        return ["--vars", json.dumps(values, sort_keys=True)] if values else []

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -163,6 +164,17 @@ class Warehouse:
                 return con.execute(sql, list(params)).fetchall()
         with self.postgres_connection() as con:
             return con.execute(sql, list(params) or None).fetchall()
+
+    def read_frame(self, schema: str, table: str) -> pd.DataFrame:
+        """A whole table as a pandas DataFrame, on either adapter."""
+        sql = f'select * from "{schema}"."{table}"'
+        if self.duckdb_path is not None:
+            with self.duckdb_connection() as con:
+                return con.execute(sql).df()
+        with self.postgres_connection() as con, con.cursor() as cur:
+            cur.execute(sql)
+            columns = [column.name for column in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=columns)
 
     def execute(self, statements: list[str]) -> None:
         """Run statements that change the warehouse, in one transaction on Postgres."""

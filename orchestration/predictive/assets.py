@@ -12,8 +12,13 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
-from orchestration.predictive.pipeline import PREDICTIONS_SCHEMA, PredictiveResult, run_predictive
-from orchestration.resources import WarehouseResource
+from orchestration.predictive.pipeline import (
+    PREDICTIONS_SCHEMA,
+    PredictiveResult,
+    format_summary,
+    run_predictive,
+)
+from orchestration.resources import RunSettings, WarehouseResource
 
 PREDICTION_TABLES = {
     "customer_clv_predictions": "P(alive), expected purchases and discounted CLV per customer.",
@@ -66,9 +71,7 @@ def _metadata(table: str, result: PredictiveResult) -> dict[str, object]:
     return metadata
 
 
-def build_predictive_assets(
-    dbt_assets: dg.AssetsDefinition, output_dir: Path
-) -> dg.AssetsDefinition:
+def build_predictive_assets(dbt_assets: dg.AssetsDefinition) -> dg.AssetsDefinition:
     """The predictive multi-asset, downstream of the feature marts in ``dbt_assets``."""
     features = [get_asset_key_for_model([dbt_assets], name) for name in FEATURE_MODELS]
     specs = [
@@ -83,8 +86,13 @@ def build_predictive_assets(
         specs=specs,
         description="Fits BG/NBD, Gamma-Gamma and the churn classifier; scores every customer.",
     )
-    def predictive_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        result = run_predictive(warehouse.get(), {}, output_dir, progress=context.log.info)
+    def predictive_models(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: RunSettings
+    ):
+        result = run_predictive(
+            warehouse.get(), settings.vars(), Path(settings.output_dir), progress=context.log.info
+        )
+        context.log.info(format_summary(result))
         for table in PREDICTION_TABLES:
             yield dg.MaterializeResult(
                 asset_key=prediction_key(table), metadata=_metadata(table, result)

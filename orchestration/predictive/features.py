@@ -121,14 +121,7 @@ def read_table(warehouse: Warehouse, schema: str, table: str) -> pd.DataFrame:
             f"{schema}.{table} does not exist in {warehouse.describe()}: run `dbt build` "
             "(or `tessera run`) before the predictive step"
         )
-    sql = f'select * from "{schema}"."{table}"'
-    if warehouse.duckdb_path is not None:
-        with warehouse.duckdb_connection() as con:
-            return con.execute(sql).df()
-    with warehouse.postgres_connection() as con, con.cursor() as cur:
-        cur.execute(sql)
-        columns = [column.name for column in cur.description]
-        return pd.DataFrame(cur.fetchall(), columns=columns)
+    return warehouse.read_frame(schema, table)
 
 
 def prepare(frame: pd.DataFrame, numeric: tuple[str, ...]) -> pd.DataFrame:

@@ -46,7 +46,17 @@ def test_demo_runs_twice_and_prints_what_it_did(tmp_path: Path) -> None:
     assert summary["pages"][0] > 1_000
     assert "rejected by reason" in first.stdout
     assert re.search(r"generate 400 customers\s+\d+\.\d", first.stdout)
-    assert re.search(r"dbt seed \+ build\s+\d+\.\d", first.stdout)
+    # The Dagster job of the UI ran in the process, saying what it built as it went.
+    assert re.search(r"Dagster job tessera_full_build\s+\d+\.\d", first.stdout)
+    built = re.findall(r"\[(\d+)/(\d+)\] built ", first.stdout)
+    assert [int(n) for n, _ in built] == list(range(1, len(built) + 1))
+    # Every asset but the 5 syncs to destinations that need an account, which are skipped.
+    assert len(built) == int(built[-1][1]) - 5 > 50
+    assert "sync repeat_buyers_meta skipped: meta is not configured" in first.stdout
+    assert re.search(r"sync browse_abandoners_file: succeeded; planned adds \d+", first.stdout)
+    assert re.search(r"predictive: [\d,]+ customers scored", first.stdout)
+    checks = re.search(r"([\d,]+) assets built, ([\d,]+) checks passed, 0 failed", first.stdout)
+    assert checks and int(checks[2].replace(",", "")) > 100, first.stdout
     stitched = re.search(r"identity: ([\d,]+) customers from ([\d,]+) linkable", first.stdout)
     assert stitched, first.stdout
     assert 300 < int(stitched[1].replace(",", "")) < int(stitched[2].replace(",", ""))

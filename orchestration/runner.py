@@ -1,0 +1,157 @@
+"""``tessera run`` and ``tessera demo`` run the Dagster job the UI runs, in this process.
+
+The job is ``tessera_full_build`` of orchestration/definitions.py: dbt build, the predictive
+step, the dbt models over it, the checks and every sync, with the same blocking checks as in the
+UI. Progress is printed as the run goes, from a Dagster logger: each step as it starts and ends,
+each asset as it is built (``[12/97]``), every check that fails, and what the Python steps say
+(the predictive summary, each sync's counts, a skipped sync's reason). The run's events live in
+an ephemeral instance: the command line keeps no run history (the UI, ``make ui``, does).
+"""
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from orchestration.definitions import JOB_NAME, build_defs
+from orchestration.resources import RunSettings
+from orchestration.warehouse import Warehouse
+
+#: Steps whose INFO lines are their own progress (dbt's step logs a line per dbt event; its
+#: progress is the assets it builds).
+_QUIET_STEP_PREFIXES = ("tessera_dbt",)
+
+
+@dataclass
+class StepTiming:
+    key: str
+    started: float
+    finished: float | None = None
+    status: str = "running"
+
+
+@dataclass
+class JobOutcome:
+    success: bool
+    steps: list[StepTiming] = field(default_factory=list)
+    materialized: int = 0
+    checks_passed: int = 0
+    checks_failed: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        width = max([len(step.key) for step in self.steps] + [20]) + 2
+        lines = [f"{'step':<{width}}{'status':>10}{'seconds':>10}"]
+        for step in self.steps:
+            seconds = (step.finished or step.started) - step.started
+            lines.append(f"{step.key:<{width}}{step.status:>10}{seconds:>10.1f}")
+        total = sum((s.finished or s.started) - s.started for s in self.steps)
+        lines.append(f"{'total':<{width}}{'':>10}{total:>10.1f}")
+        return "\n".join(lines)
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns the run's log records (with their Dagster events) into progress lines."""
+
+    def __init__(self, say: Callable[[str], None], planned_assets: int) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.say = say
+        self.planned = planned_assets
+        self.outcome = JobOutcome(success=False)
+        self._steps: dict[str, StepTiming] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._emit(record)
+        except Exception:  # progress must never break the run
+            self.handleError(record)
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        meta: Mapping[str, Any] = getattr(record, "dagster_meta", None) or {}
+        event = getattr(record, "dagster_event", None) or meta.get("dagster_event")
+        step = meta.get("step_key") or ""
+        if event is None:
+            message = meta.get("orig_message") or record.getMessage()
+            quiet = step.startswith(_QUIET_STEP_PREFIXES) and record.levelno < logging.WARNING
+            if step and not quiet and record.levelno >= logging.INFO:
+                self.say(f"{step}: {message}")
+            return
+        kind = event.event_type_value
+        outcome = self.outcome
+        if kind == "STEP_START":
+            self._steps[step] = StepTiming(step, time.perf_counter())
+            outcome.steps.append(self._steps[step])
+            self.say(f"step {step} started")
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            timing = self._steps.get(step)
+            status = "succeeded" if kind == "STEP_SUCCESS" else "failed"
+            if timing is not None:
+                timing.finished = time.perf_counter()
+                if timing.status == "running":
+                    timing.status = status
+                status = timing.status
+            seconds = f" in {timing.finished - timing.started:.1f}s" if timing else ""
+            self.say(f"step {step} {status}{seconds}")
+            if kind == "STEP_FAILURE":
+                error = event.step_failure_data.error if event.step_failure_data else None
+                reason = error.message.strip() if error else "failed"
+                outcome.failures.append(f"{step}: {reason}")
+                self.say(f"step {step} failed: {reason}")
+        elif kind == "STEP_SKIPPED":
+            outcome.skipped.append(step)
+            self.say(f"step {step} skipped: {meta.get('orig_message') or 'upstream failed'}")
+        elif kind == "ASSET_OBSERVATION" and step in self._steps:
+            # A sync whose destination is not configured observes why instead of materializing.
+            self._steps[step].status = "skipped"
+        elif kind == "ASSET_MATERIALIZATION":
+            outcome.materialized += 1
+            key = event.asset_key.to_user_string() if event.asset_key else step
+            self.say(f"[{outcome.materialized}/{self.planned}] built {key}")
+        elif kind == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            if evaluation.passed:
+                outcome.checks_passed += 1
+            else:
+                severity = evaluation.severity.value if evaluation.severity else "ERROR"
+                outcome.checks_failed.append(f"{name} ({severity})")
+                description = evaluation.description or ""
+                self.say(f"check {name} FAILED ({severity}) {description}".rstrip())
+
+
+def run_full_build(
+    warehouse: Warehouse,
+    dbt_vars: Mapping[str, Any] | None = None,
+    output_dir: Path | None = None,
+    say: Callable[[str], None] = print,
+) -> JobOutcome:
+    """Run ``tessera_full_build`` on ``warehouse`` in this process, saying what happens."""
+    handler: list[_ProgressHandler] = []
+
+    @dg.logger(description="Tessera's command-line progress.")
+    def progress_logger(_context: dg.InitLoggerContext) -> logging.Logger:
+        logger = logging.Logger("tessera.progress", level=logging.DEBUG)
+        logger.addHandler(handler[0])
+        return logger
+
+    settings = RunSettings.of(dict(dbt_vars or {}), output_dir)
+    defs = build_defs(warehouse, settings, loggers={"progress": progress_logger})
+    job = defs.resolve_job_def(JOB_NAME)
+    planned = sum(
+        1
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+        if defs.resolve_asset_graph().get(key).is_materializable
+    )
+    handler.append(_ProgressHandler(say, planned))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            run_config={"loggers": {"progress": {}}}, instance=instance, raise_on_error=False
+        )
+    outcome = handler[0].outcome
+    outcome.success = result.success
+    return outcome
