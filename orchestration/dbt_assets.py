@@ -13,6 +13,7 @@ prepare-and-package``) never parses, since its manifest is newer than its files.
 written to ``$DBT_TARGET_PATH`` (default ``target``) under the project.
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -25,7 +26,7 @@ import dagster as dg
 import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.dbt_project import profiles_dir, project_dir
+from orchestration.dbt_project import _environment, profiles_dir, project_dir
 from orchestration.resources import RunSettings, WarehouseResource
 
 # Unit tests check the SQL, not the data; they run in the test suite (as in `tessera run`).
@@ -108,17 +109,30 @@ def _newest_project_file(project: Path) -> float:
     return newest
 
 
-def prepare_manifest(project: DbtProject, adapter: str) -> dict[str, Any]:
+def prepare_manifest(
+    project: DbtProject, adapter: str, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The project's manifest, parsed first when missing, older than a project file, or parsed
-    for another adapter (``duckdb``, ``postgres``)."""
+    for another adapter (``duckdb``, ``postgres``) or another profile environment ``env`` (the
+    ``TESSERA_*`` variables of the warehouse).
+
+    Parsing with the warehouse's environment matters for speed: dbt keeps its partial-parse
+    state beside the manifest and drops it when the profile it renders changed, so each dbt step
+    of a run would otherwise parse the whole project again.
+    """
     path = project.manifest_path
+    stamp = path.with_name("tessera_profile.sha256")
+    profile = hashlib.sha256(json.dumps(dict(env or {}), sort_keys=True).encode()).hexdigest()
     if path.exists() and path.stat().st_mtime >= _newest_project_file(project.project_dir):
         manifest = json.loads(path.read_text())
-        if manifest["metadata"].get("adapter_type") == adapter:
+        same_profile = stamp.exists() and stamp.read_text() == profile
+        if manifest["metadata"].get("adapter_type") == adapter and same_profile:
             return manifest
     # The preparer's own DbtCliResource looks for dbt on PATH only.
     parse = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
-    parse.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    with _environment(env or {}):
+        parse.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    stamp.write_text(profile)
     return json.loads(path.read_text())
 
 

@@ -149,7 +149,7 @@ def build_defs(
     """Tessera's definitions on ``warehouse``; ``settings`` (dbt vars, output folder) default to
     the project's, ``loggers`` to Dagster's console logger."""
     project = tessera_dbt_project(warehouse.target)
-    manifest = prepare_manifest(project, ADAPTERS[warehouse.target])
+    manifest = prepare_manifest(project, ADAPTERS[warehouse.target], warehouse.dbt_env())
     dbt_assets = build_dbt_assets(project, manifest)
 
     tables = raw_tables(manifest, project_var(project.project_dir, "tessera_raw_schema", "raw"))

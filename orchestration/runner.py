@@ -107,7 +107,9 @@ class _ProgressHandler(logging.Handler):
             self.say(f"step {step} skipped: {meta.get('orig_message') or 'upstream failed'}")
         elif kind == "ASSET_OBSERVATION" and step in self._steps:
             # A sync whose destination is not configured observes why instead of materializing.
-            self._steps[step].status = "skipped"
+            observation = event.event_specific_data.asset_observation
+            if "skipped" in observation.metadata:
+                self._steps[step].status = "skipped"
         elif kind == "ASSET_MATERIALIZATION":
             outcome.materialized += 1
             key = event.asset_key.to_user_string() if event.asset_key else step
