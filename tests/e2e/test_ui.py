@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
+from orchestration.activation.config import declared_sync_names
 from orchestration.cli import generate_into
 from orchestration.predictive.assets import PREDICTION_TABLES
 from orchestration.warehouse import Warehouse
@@ -179,12 +180,23 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
     # Dagster asks new users to join its community once; the dialog covers the page.
     browser.click_button("Skip")
     lines = set(text.splitlines())
-    assert {"raw", "reference", "staging", "identity", "marts", "predictive", "audiences"} <= lines
-    # Every model, seed and predictive table: the raw tables are external, nothing to
+    layers = {
+        "raw",
+        "reference",
+        "staging",
+        "identity",
+        "marts",
+        "predictive",
+        "audiences",
+        "syncs",
+    }
+    assert layers <= lines
+    # Every model, seed, predictive table and sync: the raw tables are external, nothing to
     # materialize there.
     models = len(list((PROJECT / "models").rglob("*.sql")))
     seeds = len(list((PROJECT / "seeds").glob("*.csv")))
-    assert f"Materialize all ({models + seeds + len(PREDICTION_TABLES)})" in text
+    syncs = len(declared_sync_names(PROJECT))
+    assert f"Materialize all ({models + seeds + len(PREDICTION_TABLES) + syncs})" in text
     browser.screenshot(ARTIFACTS / "asset-lineage.png")
 
     # The seeds: a real dbt run through the run queue, the daemon and a run worker, kept short.
