@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from orchestration.activation.destination import Destination
+from orchestration.declarations import DeclarationError, yaml_documents
 
 MODES = ("upsert", "update", "insert", "mirror")
 DELETE_BEHAVIOURS = ("none", "remove")
@@ -43,12 +44,10 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class SyncConfigError(ValueError):
+class SyncConfigError(DeclarationError):
     """One or more sync declarations are invalid; the message lists each as file: path: why."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid sync declarations:\n  " + "\n  ".join(problems))
-        self.problems = problems
+    subject = "sync declarations"
 
 
 @dataclass(frozen=True)
@@ -96,15 +95,7 @@ def load_syncs(
     problems: list[str] = []
     specs: list[SyncSpec] = []
     seen: dict[str, str] = {}
-    folder = project / AUDIENCES_DIR
-    files = sorted(folder.glob("*.yml")) + sorted(folder.glob("*.yaml"))
-    for path in files:
-        label = path.relative_to(project).as_posix()
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            problems.append(f"{label}: not valid YAML: {exc}")
-            continue
+    for label, document in yaml_documents(project, AUDIENCES_DIR, problems):
         for spec in _file_syncs(document, label, registry, audience_columns, problems, select):
             if spec.name in seen:
                 problems.append(

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import yaml
 
+from orchestration.declarations import DeclarationError, yaml_documents
 from orchestration.resources import WarehouseResource
 from orchestration.warehouse import Warehouse
 
@@ -44,12 +44,10 @@ _TYPE = re.compile(r"expect_[a-z0-9_]+")
 _KEYS = ("type", "kwargs", "severity")
 
 
-class ExpectationConfigError(ValueError):
+class ExpectationConfigError(DeclarationError):
     """One or more suites are invalid; the message lists each problem as file: path: why."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid expectation suites:\n  " + "\n  ".join(problems))
-        self.problems = problems
+    subject = "expectation suites"
 
 
 @dataclass(frozen=True)
@@ -131,14 +129,7 @@ def load_suites(project: Path, models: Iterable[str] | None = None) -> list[Suit
     problems: list[str] = []
     suites: list[Suite] = []
     seen: dict[str, str] = {}
-    folder = project / SUITES_DIR
-    for path in sorted(folder.glob("*.yml")) + sorted(folder.glob("*.yaml")):
-        label = path.relative_to(project).as_posix()
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            problems.append(f"{label}: not valid YAML: {exc}")
-            continue
+    for label, document in yaml_documents(project, SUITES_DIR, problems):
         suite = _suite(document, label, known_models, problems)
         if suite is None:
             continue
