@@ -1,11 +1,29 @@
+"""The Postgres server and the warehouses built once per test session.
+
+Building a warehouse (generated data, then a dbt build) takes tens of seconds, so tests share
+the session's builds: a test that writes to one copies it or undoes what it wrote.
+"""
+
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from orchestration.cli import PREDICTIVE_MODELS, generate_into
+from orchestration.dbt_project import run_dbt
+from orchestration.predictive.pipeline import run_predictive
+from orchestration.warehouse import Warehouse
 from tests.postgres_server import PostgresServer, PostgresUnavailable, start_server
+
+# The demo data: what `tessera demo` generates.
+CUSTOMERS = 1_500
+SEED = 11
+# The predictive models and everything downstream, with their data tests, as `tessera run` ends.
+BUILD_PREDICTIVE = ["build", "--exclude-resource-type", "unit_test", "--select", PREDICTIVE_MODELS]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -26,3 +44,87 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip(str(exc))
     yield server
     server.stop()
+
+
+def _build(warehouse: Warehouse, clean: bool) -> Warehouse:
+    if clean:
+        # No broken rows, no junk identifiers: the true clustering is fully evidenced.
+        generate_into(warehouse, CUSTOMERS, SEED, defect_rate=0.0, junk=False)
+        # Unit tests read no warehouse data: the adversarial build runs them on each adapter.
+        run_dbt(["build", "--exclude-resource-type", "unit_test"], warehouse, quiet=True)
+    else:
+        generate_into(warehouse, CUSTOMERS, SEED)
+        # The full build, unit tests included: they run against each adapter's SQL.
+        run_dbt(["build"], warehouse, quiet=True)
+    return warehouse
+
+
+@pytest.fixture(scope="session")
+def duckdb_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    path = tmp_path_factory.mktemp("duckdb") / "tessera.duckdb"
+    return _build(Warehouse(target="local", duckdb_path=path), clean=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_warehouse(postgres_server) -> Warehouse:
+    settings = postgres_server.create_database("adversarial")
+    return _build(Warehouse(target="postgres", postgres=settings), clean=False)
+
+
+@pytest.fixture(scope="session")
+def clean_duckdb_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    path = tmp_path_factory.mktemp("duckdb_clean") / "tessera.duckdb"
+    return _build(Warehouse(target="local", duckdb_path=path), clean=True)
+
+
+@pytest.fixture(scope="session")
+def clean_postgres_warehouse(postgres_server) -> Warehouse:
+    settings = postgres_server.create_database("clean")
+    return _build(Warehouse(target="postgres", postgres=settings), clean=True)
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """A session warehouse after the predictive step and the rebuild that follows it."""
+
+    warehouse: Warehouse
+    # Rows of each table of schema audiences before the step ran.
+    audience_rows_before_step: dict[str, int]
+
+
+def _predict(warehouse: Warehouse, output: Path) -> Predicted:
+    """Run the predictive step on a session warehouse, as `tessera demo` does before its syncs.
+
+    The step writes schema predictive and rebuilds what reads it: marts.customer_clv,
+    customer_churn_scores, clv_model_fits, audience_high_value_at_risk and the membership
+    history. Nothing else changes, so the tests of staging, identity and the other marts read the
+    same rows before and after it; the audiences as they were before are counted first.
+    """
+    mark = warehouse.placeholder
+    tables = warehouse.query(
+        f"select table_name from information_schema.tables where table_schema = {mark}",
+        ["audiences"],
+    )
+    before = {
+        table: warehouse.query(f"select count(*) from audiences.{table}")[0][0]
+        for (table,) in tables
+    }
+    run_predictive(warehouse, {}, output)
+    run_dbt(BUILD_PREDICTIVE, warehouse, quiet=True)
+    return Predicted(warehouse, before)
+
+
+@pytest.fixture(scope="session")
+def predicted_duckdb_warehouse(
+    duckdb_warehouse: Warehouse, tmp_path_factory: pytest.TempPathFactory
+) -> Predicted:
+    """``duckdb_warehouse`` after the predictive step (the same warehouse). Copy it to write."""
+    return _predict(duckdb_warehouse, tmp_path_factory.mktemp("duckdb_predictive_output"))
+
+
+@pytest.fixture(scope="session")
+def predicted_postgres_warehouse(
+    postgres_warehouse: Warehouse, tmp_path_factory: pytest.TempPathFactory
+) -> Predicted:
+    """``postgres_warehouse`` after the predictive step (the same warehouse)."""
+    return _predict(postgres_warehouse, tmp_path_factory.mktemp("postgres_predictive_output"))

@@ -1,7 +1,8 @@
 """Every demo audience synced end to end to every HTTP emulator, with faults injected.
 
-One DuckDB warehouse is built for the module as ``tessera demo`` builds it (generated data, the
-full dbt build, the predictive step, then the predictive models and everything downstream). Each
+The module reads a copy of the session's DuckDB warehouse, built as ``tessera demo`` builds it
+(generated data, the full dbt build, the predictive step, then the predictive models and everything
+downstream; tests/conftest.py). Each
 (audience, destination) pair then runs through the sync engine against its emulator answering
 20% of write requests with a throttle, a 5xx or a timeout (after the write landed) and failing
 10% of rows, until a run fails no row; the destination must then hold exactly the audience's
@@ -12,6 +13,7 @@ members whose consent covers its purpose, each once, and an unchanged resync mus
 from __future__ import annotations
 
 import math
+import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,9 +34,7 @@ from orchestration.activation.emulators.meta import MetaEmulator
 from orchestration.activation.emulators.webhook import WebhookEmulator
 from orchestration.activation.engine import RetryPolicy, SyncResult, run_sync
 from orchestration.activation.hashing import hash_identifier
-from orchestration.cli import PREDICTIVE_MODELS, generate_into
-from orchestration.dbt_project import project_dir, run_dbt
-from orchestration.predictive.pipeline import run_predictive
+from orchestration.dbt_project import project_dir
 from orchestration.warehouse import Warehouse
 from tests.activation.sync_support import Sleeps, apply_deliveries
 from tests.activation.test_platform_destinations import (
@@ -48,12 +48,10 @@ from tests.activation.test_platform_destinations import (
     make_audience,
     settle,
 )
+from tests.conftest import Predicted
 
 pytestmark = pytest.mark.integration
 
-# The demo data of tests/dbt/conftest.py: 1,500 customers, seed 11.
-CUSTOMERS = 1_500
-SEED = 11
 #: Every audience model but the membership history, which is not an audience.
 AUDIENCES = sorted(
     path.stem
@@ -105,16 +103,17 @@ COLUMNS = (
 
 
 @pytest.fixture(scope="module")
-def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
-    """The warehouse of ``tessera demo``, up to (not including) its syncs."""
-    folder = tmp_path_factory.mktemp("demo_audiences")
-    warehouse = Warehouse(target="local", duckdb_path=folder / "tessera.duckdb")
-    generate_into(warehouse, CUSTOMERS, SEED)
-    run_dbt(["build", "--exclude-resource-type", "unit_test"], warehouse, quiet=True)
-    run_predictive(warehouse, {}, folder / "output")
-    build = ["build", "--exclude-resource-type", "unit_test", "--select", PREDICTIVE_MODELS]
-    run_dbt(build, warehouse, quiet=True)
-    return warehouse
+def demo_warehouse(
+    predicted_duckdb_warehouse: Predicted, tmp_path_factory: pytest.TempPathFactory
+) -> Warehouse:
+    """The warehouse of ``tessera demo``, up to (not including) its syncs: a copy of the session's
+    (tests/conftest.py), as the syncs write their state and a test its own table into it."""
+    source = predicted_duckdb_warehouse.warehouse
+    # What is still in the write-ahead log goes into the file before it is copied.
+    source.execute(["checkpoint"])
+    path = tmp_path_factory.mktemp("demo_audiences") / "tessera.duckdb"
+    shutil.copyfile(source.duckdb_path, path)
+    return Warehouse(target="local", duckdb_path=path)
 
 
 def audience_rows(warehouse: Warehouse, audience: str) -> list[dict[str, Any]]:

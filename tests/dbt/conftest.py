@@ -1,50 +1,14 @@
-"""Warehouses built once per test session: generated data, then a full dbt build."""
+"""Each warehouse on DuckDB and on Postgres: the session's builds (tests/conftest.py) or empty."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestration.cli import generate_into
-from orchestration.dbt_project import run_dbt
 from orchestration.warehouse import Warehouse
 
-CUSTOMERS = 1_500
-SEED = 11
-
-
-def _build(warehouse: Warehouse, clean: bool) -> Warehouse:
-    if clean:
-        # No broken rows, no junk identifiers: the true clustering is fully evidenced.
-        generate_into(warehouse, CUSTOMERS, SEED, defect_rate=0.0, junk=False)
-    else:
-        generate_into(warehouse, CUSTOMERS, SEED)
-    # The full build, unit tests included: they run against each adapter's SQL.
-    run_dbt(["build"], warehouse, quiet=True)
-    return warehouse
-
-
-@pytest.fixture(scope="session")
-def duckdb_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
-    path = tmp_path_factory.mktemp("duckdb") / "tessera.duckdb"
-    return _build(Warehouse(target="local", duckdb_path=path), clean=False)
-
-
-@pytest.fixture(scope="session")
-def postgres_warehouse(postgres_server) -> Warehouse:
-    settings = postgres_server.create_database("adversarial")
-    return _build(Warehouse(target="postgres", postgres=settings), clean=False)
-
-
-@pytest.fixture(scope="session")
-def clean_duckdb_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
-    path = tmp_path_factory.mktemp("duckdb_clean") / "tessera.duckdb"
-    return _build(Warehouse(target="local", duckdb_path=path), clean=True)
-
-
-@pytest.fixture(scope="session")
-def clean_postgres_warehouse(postgres_server) -> Warehouse:
-    settings = postgres_server.create_database("clean")
-    return _build(Warehouse(target="postgres", postgres=settings), clean=True)
+# The demo data's size and seed, which tests here import from this module.
+from tests.conftest import CUSTOMERS as CUSTOMERS
+from tests.conftest import SEED as SEED
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
