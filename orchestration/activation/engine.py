@@ -1001,7 +1001,7 @@ def _run(
         _send_all(sender, batches, destination_class.max_concurrency)
         succeeded = True
         # The replace has ended with the run's last batch: the leavers are gone.
-        state_tables.record_replaced(store, spec.name, result.run_id, plan.replaced)
+        state_tables.forget(store, spec.name, plan.replaced, removed_in_run=result.run_id)
     finally:
         if started:
             destination.finish(succeeded)

@@ -449,42 +449,36 @@ def _refresh_failed_rows(store: StateStore, sync_name: str, run_id: str, now: da
     )
 
 
-def forget(store: StateStore, sync_name: str, keys: Sequence[str]) -> None:
-    """Drop state (and failed rows) of keys the destination never received and no longer needs."""
+def forget(
+    store: StateStore, sync_name: str, keys: Sequence[str], removed_in_run: str | None = None
+) -> None:
+    """Drop state (and failed rows) of keys the destination no longer holds for this sync.
+
+    Without ``removed_in_run``: keys it never received and no longer needs. With it: keys that
+    left the destination in that run without a request of their own (a replace of its whole
+    membership dropped them), each logged in ``sync_row_log`` as a succeeded remove with no
+    batch.
+    """
     if not keys:
         return
     with store.transaction():
         store.load("forgotten_rows", (("record_key", "varchar"),), [(key,) for key in keys])
+        if removed_in_run is not None:
+            store.execute(
+                """
+                insert into activation.sync_row_log (
+                    run_id, sync_name, record_key, operation, status, destination_id, error,
+                    batch_id, logged_at
+                )
+                select ?, ?, record_key, 'remove', 'succeeded', null, null, null, ?
+                from forgotten_rows
+                """,
+                [removed_in_run, sync_name, utc_now()],
+            )
         for table in ("sync_state", "sync_failed_rows"):
             store.execute(
                 f"delete from activation.{table} where sync_name = ? "
                 "and record_key in (select record_key from forgotten_rows)",
-                [sync_name],
-            )
-
-
-def record_replaced(store: StateStore, sync_name: str, run_id: str, keys: Sequence[str]) -> None:
-    """Log the keys a replace of the destination's membership dropped (as removes without a
-    batch), and forget them."""
-    if not keys:
-        return
-    with store.transaction():
-        store.load("replaced_rows", (("record_key", "varchar"),), [(key,) for key in keys])
-        store.execute(
-            """
-            insert into activation.sync_row_log (
-                run_id, sync_name, record_key, operation, status, destination_id, error,
-                batch_id, logged_at
-            )
-            select ?, ?, record_key, 'remove', 'succeeded', null, null, null, ?
-            from replaced_rows
-            """,
-            [run_id, sync_name, utc_now()],
-        )
-        for table in ("sync_state", "sync_failed_rows"):
-            store.execute(
-                f"delete from activation.{table} where sync_name = ? "
-                "and record_key in (select record_key from replaced_rows)",
                 [sync_name],
             )
 

@@ -32,11 +32,11 @@ from orchestration.activation.emulators.google import GoogleEmulator
 from orchestration.activation.emulators.hubspot import CONTACTS
 from orchestration.activation.emulators.meta import MetaEmulator
 from orchestration.activation.emulators.webhook import WebhookEmulator
-from orchestration.activation.engine import RetryPolicy, SyncResult, run_sync
+from orchestration.activation.engine import run_sync
 from orchestration.activation.hashing import hash_identifier
 from orchestration.dbt_project import project_dir
 from orchestration.warehouse import Warehouse
-from tests.activation.sync_support import Sleeps, apply_deliveries
+from tests.activation.sync_support import apply_deliveries
 from tests.activation.test_platform_destinations import (
     ACCOUNT,
     E2E_FAULTS,
@@ -391,29 +391,6 @@ CASES = {
 }
 
 
-def settle_leaving(
-    sync: SyncSpec, warehouse: Warehouse, destination: type, env: dict[str, str], refused: int
-) -> list[SyncResult]:
-    """``settle`` for a pair whose platform refuses ``refused`` members on every run: run until
-    a run fails exactly those rows."""
-    results = []
-    for _ in range(8):
-        result = run_sync(
-            sync,
-            warehouse,
-            {destination.name: destination},
-            env=env,
-            policy=RetryPolicy(sleep=Sleeps(), max_retries=10),
-            dbt_vars={"tessera_sync_max_delete_fraction": 1},
-        )
-        results.append(result)
-        if result.status in ("succeeded", "partial") and result.failed == refused:
-            return results
-    raise AssertionError(
-        f"no run in 8 failed only the refused rows: {[r.format() for r in results]}"
-    )
-
-
 @pytest.fixture
 def case(request: pytest.FixtureRequest) -> Iterator[Case]:
     case = CASES[request.param]()
@@ -436,10 +413,7 @@ def test_each_demo_audience_synced_with_faults_leaves_the_destination_equal_to_i
     sync = case.sync(audience)
     env = case.env()
 
-    if refused:
-        runs = settle_leaving(sync, demo_warehouse, case.destination, env, len(refused))
-    else:
-        runs = settle(sync, demo_warehouse, case.destination, env)
+    runs = settle(sync, demo_warehouse, case.destination, env, len(refused))
     held = Counter(case.held())
     injected = dict(case.api.injected_faults)
 
