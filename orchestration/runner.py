@@ -58,10 +58,11 @@ class JobOutcome:
 class _ProgressHandler(logging.Handler):
     """Turns the run's log records (with their Dagster events) into progress lines."""
 
-    def __init__(self, say: Callable[[str], None], planned_assets: int) -> None:
+    def __init__(self, say: Callable[[str], None]) -> None:
         super().__init__(level=logging.DEBUG)
         self.say = say
-        self.planned = planned_assets
+        #: Assets the job will build, for ``[n/planned]``; set once the job is resolved.
+        self.planned = 0
         self.outcome = JobOutcome(success=False)
         self._steps: dict[str, StepTiming] = {}
 
@@ -133,27 +134,24 @@ def run_full_build(
     say: Callable[[str], None] = print,
 ) -> JobOutcome:
     """Run ``tessera_full_build`` on ``warehouse`` in this process, saying what happens."""
-    handler: list[_ProgressHandler] = []
+    handler = _ProgressHandler(say)
 
     @dg.logger(description="Tessera's command-line progress.")
     def progress_logger(_context: dg.InitLoggerContext) -> logging.Logger:
         logger = logging.Logger("tessera.progress", level=logging.DEBUG)
-        logger.addHandler(handler[0])
+        logger.addHandler(handler)
         return logger
 
     settings = RunSettings.of(dict(dbt_vars or {}), output_dir)
     defs = build_defs(warehouse, settings, loggers={"progress": progress_logger})
     job = defs.resolve_job_def(JOB_NAME)
-    planned = sum(
-        1
-        for key in defs.resolve_asset_graph().get_all_asset_keys()
-        if defs.resolve_asset_graph().get(key).is_materializable
+    graph = defs.resolve_asset_graph()
+    handler.planned = sum(
+        1 for key in graph.get_all_asset_keys() if graph.get(key).is_materializable
     )
-    handler.append(_ProgressHandler(say, planned))
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             run_config={"loggers": {"progress": {}}}, instance=instance, raise_on_error=False
         )
-    outcome = handler[0].outcome
-    outcome.success = result.success
-    return outcome
+    handler.outcome.success = result.success
+    return handler.outcome
