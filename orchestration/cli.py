@@ -37,8 +37,6 @@ from orchestration.warehouse import TARGETS, Warehouse, WarehouseError, copy_duc
 
 DEMO_CUSTOMERS = 20_000
 OUTPUT_DIR = "output"
-# The models over the predictive step's tables, and whatever reads them.
-PREDICTIVE_MODELS = "path:models/predictive+"
 
 
 def _say(message: str) -> None:

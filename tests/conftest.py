@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.cli import PREDICTIVE_MODELS, generate_into
+from orchestration.cli import generate_into
 from orchestration.dbt_project import run_dbt
-from orchestration.predictive.pipeline import run_predictive
+from orchestration.predictive.pipeline import PREDICTIVE_MODELS, run_predictive
 from orchestration.warehouse import Warehouse
 from tests.postgres_server import PostgresServer, PostgresUnavailable, start_server
 

@@ -40,6 +40,8 @@ from orchestration.predictive.features import (
 from orchestration.warehouse import Warehouse
 
 PREDICTIONS_SCHEMA = "predictive"
+#: dbt selector of the models over the predictive tables, and whatever reads them.
+PREDICTIVE_MODELS = "path:models/predictive+"
 # Calibration-period frequencies from this one up share the last bar of the holdout plot.
 HOLDOUT_FREQUENCY_CAP = 7
 
