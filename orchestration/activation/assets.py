@@ -9,12 +9,13 @@ A materialization is one engine run (orchestration/activation/engine.py), with i
 metadata. What a run ends in:
 
 - succeeded, or partial (rows the destination refused are in ``activation.sync_failed_rows`` and
-  go again next run): materialized.
-- not configured: a destination none of whose settings is present (no ``TESSERA_<DEST>_*``
-  variable, nothing in the sync's options, and its settings have no defaults) is skipped, with
-  the reason logged and recorded as an observation, so a project that declares a HubSpot sync
-  can still build everything else before HubSpot is set up. A destination configured in part
-  fails, naming the setting that is missing.
+  go again next run, unless refused often enough to be parked): materialized.
+- not configured (settings.not_configured, as ``tessera sync`` skips it): a destination none of
+  whose settings is present (no ``TESSERA_<DEST>_*`` variable, nothing in the sync's options,
+  and its settings have no defaults) is skipped, with the reason logged and recorded as an
+  observation, so a project that declares a HubSpot sync can still build everything else
+  before HubSpot is set up. A destination configured in part fails, naming the setting that is
+  missing.
 - aborted by a guard (an empty audience, too many removals): fails without retry; rerun with
   ``tessera sync --force`` if the removals are intended.
 - failed: fails. When the destination could not be reached or was overloaded past the
@@ -28,9 +29,10 @@ from collections.abc import Callable, Mapping, Sequence
 import dagster as dg
 
 from orchestration.activation.config import SyncSpec, load_syncs
-from orchestration.activation.destination import Destination, DestinationError
+from orchestration.activation.destination import Destination
 from orchestration.activation.destinations import registry
-from orchestration.activation.engine import SyncResult, destination_config, run_sync
+from orchestration.activation.engine import SyncResult, run_sync
+from orchestration.activation.settings import not_configured
 from orchestration.dbt_project import project_dir
 from orchestration.resources import RunSettings, WarehouseResource
 
@@ -46,26 +48,6 @@ def sync_key(name: str) -> dg.AssetKey:
     return dg.AssetKey([SYNC_GROUP, name])
 
 
-def not_configured(
-    destination: type[Destination], spec: SyncSpec, env: Mapping[str, str]
-) -> str | None:
-    """Why the destination cannot be used because nobody set it up, or None.
-
-    Not set up: its settings are incomplete and no ``TESSERA_<DEST>_*`` variable is set (the
-    sync's YAML options hold the non-secret part, which a project declares before it has the
-    credentials). With any of them set it counts as set up in part, and the engine fails naming
-    the missing setting.
-    """
-    try:
-        destination_config(destination, spec.options, env)
-    except (DestinationError, ValueError) as exc:
-        prefix = f"TESSERA_{destination.name.upper()}_"
-        if any(name.startswith(prefix) and value for name, value in env.items()):
-            return None
-        return f"{destination.name} is not configured (no {prefix}* variable): {exc}"
-    return None
-
-
 def result_metadata(result: SyncResult) -> dict[str, object]:
     counts = result.plan.counts() if result.plan else {}
     return {
@@ -77,6 +59,7 @@ def result_metadata(result: SyncResult) -> dict[str, object]:
         "requests": result.requests,
         "retries": result.retries,
         "throttled": result.rate_limited,
+        "parked": result.parked,
     }
 
 
@@ -114,7 +97,7 @@ def _sync_asset(
     def sync_asset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: RunSettings
     ):
-        reason = not_configured(destination, spec, os.environ)
+        reason = not_configured(destination, spec.options, os.environ)
         if reason:
             context.log.warning(f"sync {spec.name} skipped: {reason}")
             yield dg.AssetObservation(asset_key=sync_key(spec.name), metadata={"skipped": reason})

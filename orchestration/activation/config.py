@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from orchestration.activation.destination import Destination
+from orchestration.activation.settings import env_var, option_fields, secret_options
 from orchestration.declarations import DeclarationError, yaml_documents
 
 MODES = ("upsert", "update", "insert", "mirror")
@@ -264,17 +265,11 @@ def can_remove(destination: type[Destination]) -> bool:
     return "mirror" in destination.supported_modes
 
 
-def option_fields(destination: type[Destination]) -> dict[str, Any]:
-    """The destination's settings by the name a sync's options use (a field's alias if any)."""
-    return {
-        (info.alias or name): info for name, info in destination.config_class.model_fields.items()
-    }
-
-
 def _check_options(
     options: Mapping[str, Any], destination: type[Destination], where: str
 ) -> list[str]:
-    fields = option_fields(destination)
+    fields = option_fields(destination.config_class)
+    secrets = secret_options(destination.config_class)
     problems = []
     for option in options:
         setting = fields.get(option)
@@ -284,8 +279,8 @@ def _check_options(
                 f"{where}.{option}: destination {destination.name!r} has no such setting "
                 f"(settings: {known})"
             )
-        elif "SecretStr" in str(setting.annotation):
-            env = f"TESSERA_{destination.name.upper()}_{option.upper()}"
+        elif option in secrets:
+            env = env_var(destination.name, option)
             problems.append(f"{where}.{option}: a secret; set it in environment variable {env}")
     return problems
 

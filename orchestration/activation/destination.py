@@ -1,7 +1,7 @@
 """What a destination is: the small surface every connector implements.
 
-A destination knows its API and nothing else. The sync engine (orchestration.activation.engine)
-owns everything shared: diffing against the last successful send, batching to
+A destination knows its API and nothing else. The sync engine (orchestration.activation: plan,
+sender, engine) owns everything shared: diffing against the last successful send, batching to
 ``max_batch_size``, bounded concurrency, retries with backoff and jitter, honouring 429 and
 Retry-After, splitting a rejected batch to isolate bad rows, consent filtering, identifier
 normalisation and hashing (orchestration.activation.hashing), and logging every row outcome.
@@ -39,10 +39,15 @@ class Record:
 
 @dataclass(frozen=True)
 class RecordOutcome:
+    """What became of one record. A failure is the destination refusing the record, unless
+    ``transient``: its answer for the record was lost or it did not process it, so the failure
+    does not count toward parking the row (engine: ``tessera_sync_max_row_attempts``)."""
+
     key: str
     succeeded: bool
     destination_id: str | None = None
     error: str | None = None
+    transient: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,10 +100,14 @@ class PermanentError(DestinationError):
 class DestinationConfig(BaseModel):
     """Connection settings of a destination; subclasses add fields (secrets as SecretStr).
 
-    Read from ``TESSERA_<DESTINATION>_<FIELD>`` environment variables by ``from_env`` and from
-    the ``options`` of the sync's YAML declaration (non-secret settings such as a list id)."""
+    Read from ``TESSERA_<DESTINATION>_<FIELD>`` environment variables and from the ``options``
+    of the sync's YAML declaration (non-secret settings such as a list id): settings.py."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Settings without which nothing can be tried; a missing one is reported as the
+    #: environment variable to set.
+    required_settings: ClassVar[frozenset[str]] = frozenset()
 
 
 @dataclass

@@ -5,7 +5,11 @@ Tables (schema ``activation``, the same names and columns on DuckDB and Postgres
 - ``sync_state``: one row per (sync_name, record_key) the destination has, or was being sent.
   ``fingerprint`` and ``sent_fields`` describe the last *successful* send (null: never
   succeeded); ``status`` is ``synced``, ``failed`` or ``sending``; ``attempts`` counts the
-  failures since the last success. ``inflight_*`` is the request planned to carry the row:
+  failures since the last success, ``refusals`` those of them in which the destination refused
+  the pending change (not a lost answer, nor retries that ran out). A change refused
+  ``max_row_attempts`` times in a row is parked (``parked_at``): the plan leaves it out until
+  its data changes (another change starts at 0) or a run retries parked rows.
+  ``inflight_*`` is the request planned to carry the row:
   written for the whole plan before the first request leaves, cleared when the request's
   outcome is recorded, so after a killed run the engine sends exactly those requests again,
   under the same ids, before anything else.
@@ -15,8 +19,9 @@ Tables (schema ``activation``, the same names and columns on DuckDB and Postgres
 - ``sync_runs``: one row per run, written when it starts and completed when it ends; a run still
   ``running`` when the next one starts was killed and becomes ``interrupted``.
 - ``sync_row_log``: one row per record outcome per request (succeeded or failed, with the error).
-- ``sync_failed_rows``: the keys whose last attempt failed, with the error; the next run retries
-  them (its diff finds them unsent) and removes them from here when they succeed.
+- ``sync_failed_rows``: the keys whose last attempt failed, with the error and the count of
+  failed attempts; the next run retries them (its diff finds them unsent), unless ``parked``,
+  and removes them from here when they succeed.
 
 ``StateStore`` holds one connection for a run. DuckDB allows one writing process per file, so a
 run holds it from start to end and its requests' outcomes are written through it, one
@@ -55,6 +60,8 @@ _TABLES = {
         destination_id varchar,
         last_error varchar,
         attempts integer not null,
+        refusals integer,
+        parked_at timestamp,
         inflight_batch varchar,
         inflight_operation varchar,
         inflight_fingerprint varchar,
@@ -89,6 +96,7 @@ _TABLES = {
         requests bigint,
         retries bigint,
         rate_limited bigint,
+        parked bigint,
         error varchar
     """,
     "sync_row_log": """
@@ -108,13 +116,20 @@ _TABLES = {
         operation varchar not null,
         error varchar,
         attempts integer not null,
+        parked boolean,
         first_failed_at timestamp not null,
         last_failed_at timestamp not null,
         last_run_id varchar not null
     """,
 }
 # Columns added since the tables were first released, added to older warehouses on open.
-_ADDED_COLUMNS = (("sync_runs", "full_resync", "boolean"),)
+_ADDED_COLUMNS = (
+    ("sync_runs", "full_resync", "boolean"),
+    ("sync_runs", "parked", "bigint"),
+    ("sync_state", "refusals", "integer"),
+    ("sync_state", "parked_at", "timestamp"),
+    ("sync_failed_rows", "parked", "boolean"),
+)
 # Postgres finds a key's row by index; DuckDB's hash joins need none (and its unique indexes
 # refuse a delete and re-insert of one key in a transaction).
 _POSTGRES_INDEXES = (
@@ -253,6 +268,7 @@ _OUTCOME_COLUMNS = (
     ("status", "varchar"),
     ("destination_id", "varchar"),
     ("error", "varchar"),
+    ("refused", "boolean"),
 )
 
 
@@ -280,6 +296,14 @@ def mark_inflight(
                 change_id = incoming.change_id,
                 change_fingerprint =
                     incoming.operation || ':' || coalesce(incoming.fingerprint, ''),
+                -- Refusals count for one change; a parked row planned again is being retried.
+                refusals = case
+                    when state.change_fingerprint
+                        = incoming.operation || ':' || coalesce(incoming.fingerprint, '')
+                    then state.refusals
+                    else 0
+                end,
+                parked_at = null,
                 customer_id = coalesce(incoming.customer_id, state.customer_id),
                 updated_at = ?,
                 last_run_id = ?
@@ -291,11 +315,12 @@ def mark_inflight(
         store.execute(
             """
             insert into activation.sync_state (
-                sync_name, record_key, customer_id, status, attempts, inflight_batch,
+                sync_name, record_key, customer_id, status, attempts, refusals, inflight_batch,
                 inflight_operation, inflight_fingerprint, inflight_fields, change_id,
                 change_fingerprint, updated_at, last_run_id
             )
-            select ?, incoming.record_key, incoming.customer_id, 'sending', 0, incoming.batch_id,
+            select ?, incoming.record_key, incoming.customer_id, 'sending', 0, 0,
+                incoming.batch_id,
                 incoming.operation, incoming.fingerprint, incoming.fields, incoming.change_id,
                 incoming.operation || ':' || coalesce(incoming.fingerprint, ''), ?, ?
             from inflight_rows as incoming
@@ -313,14 +338,16 @@ def record_outcomes(
     sync_name: str,
     run_id: str,
     batch_id: str | None,
-    rows: Sequence[tuple[str, str, str, str | None, str | None]],
+    rows: Sequence[tuple[str, str, str, str | None, str | None, bool]],
     failed_rows_held: bool = True,
+    max_refusals: int | None = None,
 ) -> None:
     """Record one request's outcomes in one transaction: the row log, the state, failed rows.
 
-    Each row is (record_key, operation, 'succeeded' | 'failed', destination_id, error). A
-    successful remove deletes the key's state; a successful add or change makes the in-flight
-    fields the sent ones; a failure keeps what was last sent and counts the attempt.
+    Each row is (record_key, operation, 'succeeded' | 'failed', destination_id, error,
+    refused). A successful remove deletes the key's state; a successful add or change makes the
+    in-flight fields the sent ones; a failure keeps what was last sent and counts the attempt,
+    and a refusal that is the key's ``max_refusals``-th in a row parks it (None: never).
     ``failed_rows_held=False`` (the sync has no failed rows) skips clearing them.
     """
     failed = any(row[2] == "failed" for row in rows)
@@ -354,7 +381,7 @@ def record_outcomes(
                 [sync_name],
             )
         if failed:
-            _record_failed(store, sync_name, run_id, now)
+            _record_failed(store, sync_name, run_id, now, max_refusals)
         if failed_rows_held and (sent or removed):
             store.execute(
                 """
@@ -377,6 +404,8 @@ def _record_sent(store: StateStore, sync_name: str, run_id: str, now: datetime) 
             destination_id = coalesce(outcome.destination_id, state.destination_id),
             last_error = null,
             attempts = 0,
+            refusals = 0,
+            parked_at = null,
             inflight_batch = null,
             inflight_operation = null,
             inflight_fingerprint = null,
@@ -395,13 +424,20 @@ def _record_sent(store: StateStore, sync_name: str, run_id: str, now: datetime) 
     )
 
 
-def _record_failed(store: StateStore, sync_name: str, run_id: str, now: datetime) -> None:
+def _record_failed(
+    store: StateStore, sync_name: str, run_id: str, now: datetime, max_refusals: int | None
+) -> None:
     store.execute(
         """
         update activation.sync_state as state
         set status = 'failed',
             last_error = outcome.error,
             attempts = state.attempts + 1,
+            refusals = coalesce(state.refusals, 0) + case when outcome.refused then 1 else 0 end,
+            parked_at = case
+                when outcome.refused and coalesce(state.refusals, 0) + 1 >= ? then ?
+                else state.parked_at
+            end,
             inflight_batch = null,
             inflight_operation = null,
             inflight_fingerprint = null,
@@ -412,7 +448,7 @@ def _record_failed(store: StateStore, sync_name: str, run_id: str, now: datetime
         where state.sync_name = ? and state.record_key = outcome.record_key
             and outcome.status = 'failed'
         """,
-        [now, run_id, sync_name],
+        [max_refusals if max_refusals is not None else 2**31 - 1, now, now, run_id, sync_name],
     )
     _refresh_failed_rows(store, sync_name, run_id, now)
 
@@ -446,6 +482,17 @@ def _refresh_failed_rows(store: StateStore, sync_name: str, run_id: str, now: da
             and outcome.status = 'failed'
         """,
         [now, run_id, sync_name],
+    )
+    store.execute(
+        """
+        update activation.sync_failed_rows as failed
+        set parked = state.parked_at is not null
+        from activation.sync_state as state
+        where failed.sync_name = ? and state.sync_name = failed.sync_name
+            and state.record_key = failed.record_key
+            and failed.record_key in (select record_key from outcome_rows where status = 'failed')
+        """,
+        [sync_name],
     )
 
 
@@ -492,8 +539,8 @@ def settle(store: StateStore, sync_name: str, keys: Sequence[str]) -> None:
         store.execute(
             """
             update activation.sync_state
-            set status = 'synced', last_error = null, attempts = 0, change_id = null,
-                change_fingerprint = null
+            set status = 'synced', last_error = null, attempts = 0, refusals = 0,
+                parked_at = null, change_id = null, change_fingerprint = null
             where sync_name = ? and record_key in (select record_key from settled_rows)
             """,
             [sync_name],
@@ -503,3 +550,12 @@ def settle(store: StateStore, sync_name: str, keys: Sequence[str]) -> None:
             "and record_key in (select record_key from settled_rows)",
             [sync_name],
         )
+
+
+def parked_in_run(store: StateStore, sync_name: str, run_id: str) -> int:
+    """Keys of the sync that the run parked (refused once too often)."""
+    return store.fetch(
+        "select count(*) from activation.sync_state "
+        "where sync_name = ? and last_run_id = ? and status = 'failed' and parked_at is not null",
+        [sync_name, run_id],
+    )[0][0]

@@ -167,7 +167,7 @@ class Sleeps(list):
         return self.now
 
     def policy(self, **settings):
-        from orchestration.activation.engine import RetryPolicy
+        from orchestration.activation.sender import RetryPolicy
 
         return RetryPolicy(sleep=self, clock=self.clock, **settings)
 

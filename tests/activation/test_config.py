@@ -212,7 +212,7 @@ def test_secrets_and_unknown_settings_in_options_are_refused(tmp_path):
         f"models/audiences/a.yml: {SYNCS}[0].options.secret: a secret; set it in environment "
         "variable TESSERA_WEBHOOK_SECRET",
         f"models/audiences/a.yml: {SYNCS}[0].options.colour: destination 'webhook' has no such "
-        "setting (settings: url, secret, timeout_seconds)",
+        "setting (settings: timeout_seconds, url, secret)",
     ]
 
 

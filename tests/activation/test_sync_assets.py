@@ -7,10 +7,11 @@ import os
 import dagster as dg
 import pytest
 
-from orchestration.activation.assets import build_sync_assets, not_configured, sync_key
+from orchestration.activation.assets import build_sync_assets, sync_key
 from orchestration.activation.destinations.file import FileDestination
 from orchestration.activation.destinations.hubspot import HubSpot
 from orchestration.activation.destinations.webhook import WebhookDestination
+from orchestration.activation.settings import not_configured
 from orchestration.resources import RunSettings, WarehouseResource
 from tests.activation.sync_support import make_warehouse, members, spec, write_audience
 
@@ -64,15 +65,17 @@ def test_an_unconfigured_destination_is_skipped_and_a_partial_setup_is_not(monke
     for name in [n for n in os.environ if n.startswith("TESSERA_HUBSPOT_")]:
         monkeypatch.delenv(name)
 
-    reason = not_configured(HubSpot, sync, {})
-    partial = not_configured(HubSpot, sync, {"TESSERA_HUBSPOT_BASE_URL": "http://127.0.0.1:9"})
+    reason = not_configured(HubSpot, sync.options, {})
+    partial = not_configured(
+        HubSpot, sync.options, {"TESSERA_HUBSPOT_BASE_URL": "http://127.0.0.1:9"}
+    )
 
     assert reason == (
         "hubspot is not configured (no TESSERA_HUBSPOT_* variable): "
         "TESSERA_HUBSPOT_TOKEN is not set"
     )
     assert partial is None
-    assert not_configured(FileDestination, spec(destination="file"), {}) is None
+    assert not_configured(FileDestination, spec(destination="file").options, {}) is None
 
 
 def test_a_skipped_sync_observes_why_and_materializes_nothing(warehouse, monkeypatch) -> None:

@@ -1,98 +1,125 @@
-"""What the HTTP destinations share: settings from the environment, one session with the bearer
-token, and the translation of transport failures and generic status codes into the interface's
-errors. Each platform maps its own error bodies first and falls back to ``raise_for_status``."""
+"""What the HTTP destinations share: ``HttpDestination``, their base class, and its settings.
+
+An HTTP destination holds one session per sending thread (requests does not promise a shared
+one is safe), closed when the run finishes, and sends every request through ``request``:
+transport failures become TransientError, and an answer of 400 or more goes to the
+destination's ``raise_for`` (the platform's own mapping of its error bodies), which falls back
+to ``raise_for_status``. Retries and waits are the engine's (sender.py), connection checks
+included: a destination never retries or sleeps itself.
+
+Settings come from the environment and the sync's options one way for all (settings.py);
+``HttpConfig`` adds the timeout and the variable names, ``HttpDestinationConfig`` the base URL
+and bearer token most platforms take.
+"""
 
 from __future__ import annotations
 
 import email.utils
-import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, Self
 
 import requests
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from orchestration.activation.destination import (
     BatchRejected,
+    Destination,
     DestinationConfig,
     PermanentError,
     RateLimited,
     TransientError,
 )
+from orchestration.activation.settings import env_var, read_settings
 
 #: Characters of an error body quoted in an exception message: enough for the API's message,
 #: never a whole echoed payload.
 BODY_EXCERPT = 300
+USER_AGENT = "tessera"
 
 
-class HttpDestinationConfig(DestinationConfig):
-    """Base URL, bearer token and timeout of an HTTP destination, plus the platform's options.
-
-    ``from_env`` reads ``TESSERA_<NAME>_BASE_URL``, ``TESSERA_<NAME>_TOKEN`` and
-    ``TESSERA_<NAME>_TIMEOUT_SECONDS``; every other field comes from the sync's ``options``
-    (or, for a deployment-wide default, from ``TESSERA_<NAME>_<FIELD>``; the sync's option wins).
-    The token is never taken from options: YAML files are committed.
-    """
+class HttpConfig(DestinationConfig):
+    """The per-request timeout, plus the platform's settings; read by ``from_env``."""
 
     #: Upper-case name used in environment variable names (``HUBSPOT``).
     env_name: ClassVar[str]
-    #: Fields that hold secrets; read from the environment only.
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"token"})
 
-    base_url: str
-    token: SecretStr
     timeout_seconds: float = 30.0
 
     @classmethod
-    def env_var(cls, field: str) -> str:
-        return f"TESSERA_{cls.env_name}_{field.upper()}"
+    def env_var(cls, setting: str) -> str:
+        return env_var(cls.env_name, setting)
 
     @classmethod
     def from_env(
         cls, options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
     ) -> Self:
-        env = os.environ if environ is None else environ
-        options = dict(options or {})
-        for secret in cls.secret_fields & options.keys():
-            raise PermanentError(
-                f"{cls.env_name.lower()} option {secret!r} is a secret: set "
-                f"{cls.env_var(secret)} in the environment instead"
-            )
-        values: dict[str, Any] = {}
-        for name in cls.model_fields:
-            variable = cls.env_var(name)
-            if name in options:
-                values[name] = options.pop(name)
-            elif env.get(variable):
-                values[name] = env[variable]
-        for secret in cls.secret_fields:
-            if not values.get(secret):
-                raise PermanentError(f"{cls.env_var(secret)} is not set")
-        values.update(options)  # unknown options: let validation name them
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            problems = "; ".join(cls._problem(error) for error in exc.errors())
-            raise PermanentError(f"{cls.env_name.lower()} settings: {problems}") from None
+        return read_settings(cls, cls.env_name.lower(), options, environ)
 
-    @classmethod
-    def _problem(cls, error: Any) -> str:
-        where = ".".join(str(part) for part in error["loc"]) or "options"
-        if error["type"] == "missing":
-            return f"{where}: required (option {where} or {cls.env_var(where)})"
-        # No input value: pydantic's message quotes it only in error["input"], left out here.
-        return f"{where}: {error['msg']}"
+
+class HttpDestinationConfig(HttpConfig):
+    """An API at ``base_url`` that takes a bearer ``token`` (``TESSERA_<NAME>_TOKEN``)."""
+
+    required_settings: ClassVar[frozenset[str]] = frozenset({"token"})
+
+    base_url: str
+    token: SecretStr
 
     def url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
 
 
-def open_session(config: HttpDestinationConfig, user_agent: str = "tessera") -> requests.Session:
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {config.token.get_secret_value()}"
-    session.headers["User-Agent"] = user_agent
-    return session
+class HttpDestination(Destination):
+    """A destination that speaks HTTP; subclasses map their platform's errors in ``raise_for``."""
+
+    config: HttpConfig
+
+    def __init__(self, config: HttpConfig) -> None:
+        super().__init__(config)
+        self._local = threading.local()
+        self._http_sessions: list[requests.Session] = []
+        self._http_lock = threading.Lock()
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's session, opened on first use."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update(self.headers())
+            with self._http_lock:
+                self._http_sessions.append(session)
+        return session
+
+    def headers(self) -> dict[str, str]:
+        """Headers of every request: the user agent, and the bearer token if there is one."""
+        headers = {"User-Agent": USER_AGENT}
+        token = getattr(self.config, "token", None)
+        if isinstance(token, SecretStr):
+            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+        return headers
+
+    def request(
+        self, method: str, url: str, what: str, *, accept: Collection[int] = (), **kwargs: Any
+    ) -> requests.Response:
+        """One request; an answer of 400 or more raises (``raise_for``) unless in ``accept``."""
+        response = send(self.session, method, url, timeout=self.config.timeout_seconds, **kwargs)
+        if response.status_code >= 400 and response.status_code not in accept:
+            self.raise_for(response, what)
+            raise_for_status(response, what)
+        return response
+
+    def raise_for(self, response: requests.Response, what: str) -> None:
+        """Raise the interface's error for an answer of 400 or more (``what`` the request did)."""
+        raise_for_status(response, what)
+
+    def finish(self, succeeded: bool) -> None:
+        with self._http_lock:
+            sessions, self._http_sessions = self._http_sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
 
 
 def send(

@@ -33,7 +33,7 @@ from orchestration.activation.destination import (
     WriteResult,
 )
 from orchestration.activation.destinations.table import apply_batch
-from orchestration.activation.engine import json_value
+from orchestration.activation.serialisation import json_value
 
 
 class FileConfig(DestinationConfig):

@@ -40,7 +40,7 @@ batch to find the bad rows; 429 RESOURCE_EXHAUSTED -> RateLimited (Retry-After, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import requests
@@ -48,7 +48,6 @@ from pydantic import field_validator
 
 from orchestration.activation.destination import (
     BatchRejected,
-    Destination,
     PermanentError,
     RateLimited,
     Record,
@@ -57,12 +56,11 @@ from orchestration.activation.destination import (
     WriteResult,
 )
 from orchestration.activation.destinations._http import (
+    HttpDestination,
     HttpDestinationConfig,
     json_or_none,
-    open_session,
     raise_for_status,
     retry_after,
-    send,
 )
 
 #: Destination field -> identifier kind the engine normalises and hashes.
@@ -103,7 +101,7 @@ class GoogleConfig(HttpDestinationConfig):
         return None if value is None else value.replace("-", "").strip()
 
 
-class Google(Destination):
+class Google(HttpDestination):
     name: ClassVar[str] = "google"
     max_batch_size: ClassVar[int] = 10_000
     max_concurrency: ClassVar[int] = 2
@@ -115,21 +113,13 @@ class Google(Destination):
 
     config: GoogleConfig
 
-    def __init__(self, config: GoogleConfig) -> None:
-        super().__init__(config)
-        self._session: requests.Session | None = None
-
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = open_session(self.config)
-        return self._session
-
     def check_connection(self) -> None:
         """Send an empty-membership request with ``validateOnly``: checks token, account and
         list without changing anything."""
         body = {**self._envelope(), "audienceMembers": [], "validateOnly": True}
-        response = self._send("audienceMembers:ingest", body)
+        response = self._send(
+            "audienceMembers:ingest", body, "checking the connection", accept=(400, 401, 403, 404)
+        )
         if response.status_code in (401, 403):
             raise PermanentError(
                 f"Google refused the token (HTTP {response.status_code}): check "
@@ -140,14 +130,7 @@ class Google(Destination):
                 f"Google has no user list {self.config.user_list_id} in account "
                 f"{self.config.operating_account_id} (options user_list_id, operating_account_id)"
             )
-        if response.status_code == 400:
-            return  # an empty member list may be refused as such: the credentials were accepted
-        self._raise(response, "checking the connection")
-
-    def finish(self, succeeded: bool) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        # A 400: an empty member list may be refused as such; the credentials were accepted.
 
     def write(self, batch: Sequence[Record]) -> WriteResult:
         remove = batch[0].operation == "remove"
@@ -167,8 +150,7 @@ class Google(Destination):
             if not remove and self.config.terms_of_service_accepted:
                 body["termsOfService"] = {"customerMatchTermsOfServiceStatus": "ACCEPTED"}
             verb = "remove" if remove else "ingest"
-            response = self._send(f"audienceMembers:{verb}", body)
-            self._raise(response, f"{verb} of {len(members)} members")
+            self._send(f"audienceMembers:{verb}", body, f"{verb} of {len(members)} members")
             outcomes.update({record.key: RecordOutcome(record.key, True) for record in sent})
         return WriteResult([outcomes[record.key] for record in batch])
 
@@ -212,18 +194,14 @@ class Google(Destination):
             }
         return member
 
-    def _send(self, method: str, body: dict[str, Any]) -> requests.Response:
-        return send(
-            self.session,
-            "POST",
-            self.config.url(f"v1/{method}"),
-            json=body,
-            timeout=self.config.timeout_seconds,
-        )
+    def _send(
+        self, method: str, body: dict[str, Any], what: str, accept: Collection[int] = ()
+    ) -> requests.Response:
+        return self.request("POST", self.config.url(f"v1/{method}"), what, accept=accept, json=body)
 
-    def _raise(self, response: requests.Response, what: str) -> None:
-        if response.status_code < 400:
-            return
+    def raise_for(self, response: requests.Response, what: str) -> None:
+        """google.rpc.Status: the status name says whose fault it is, RetryInfo how long to
+        wait."""
         status, message, delay = _google_error(response)
         detail = f"Google {what}: HTTP {response.status_code} {status}: {message}"
         if response.status_code == 429 or status == "RESOURCE_EXHAUSTED":

@@ -23,12 +23,12 @@ also what a create retried after a timeout gets); update uses ``batch/update`` b
 ``id_property`` (a missing contact fails its row). Property values are sent as strings; None
 clears the property.
 
-Answers: 200/201/204 -> every row succeeded; 207 -> per-row outcomes, errors matched back to rows
-by ``objectWriteTraceId`` (the record key); 429 -> RateLimited after Retry-After, else after
-HubSpot's policy (10 s for TEN_SECONDLY_ROLLING, 1 s for SECONDLY); a 429 for the DAILY policy ->
-PermanentError (nothing more can be sent today; the rows stay for the next run); 5xx or a timeout
--> TransientError; 401/403 and a missing list (404) -> PermanentError; 400/409 for the whole
-batch -> BatchRejected.
+Answers: 200/201/204 -> every row succeeded; 207 -> per-row outcomes, errors matched back to rows by
+``objectWriteTraceId`` (the record key; a row's INTERNAL_ERROR is not a refusal); 429 -> RateLimited
+after Retry-After, else after HubSpot's policy (10 s for TEN_SECONDLY_ROLLING, 1 s for SECONDLY); a
+429 for the DAILY policy -> PermanentError (nothing more can be sent today; the rows stay for the
+next run); 5xx or a timeout -> TransientError; 401/403 and a missing list (404) -> PermanentError;
+400/409 for the whole batch -> BatchRejected.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import requests
 from pydantic import model_validator
 
 from orchestration.activation.destination import (
-    Destination,
     PermanentError,
     RateLimited,
     Record,
@@ -51,18 +50,19 @@ from orchestration.activation.destination import (
     WriteResult,
 )
 from orchestration.activation.destinations._http import (
+    HttpDestination,
     HttpDestinationConfig,
     json_or_none,
-    open_session,
     raise_for_status,
     retry_after,
-    send,
 )
 
 CONTACTS = "crm/v3/objects/contacts"
 #: Waits from HubSpot's own client (hubspot-api-nodejs RetryDecorator) when no Retry-After comes.
 EXISTING_ID = re.compile(r"Existing ID: (\d+)")
 POLICY_WAIT_SECONDS = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0}
+#: Row error categories that are HubSpot failing, not refusing the row ("retry later").
+TRANSIENT_ROW_CATEGORIES = frozenset({"INTERNAL_ERROR"})
 
 
 class HubSpotConfig(HttpDestinationConfig):
@@ -86,7 +86,7 @@ class HubSpotConfig(HttpDestinationConfig):
         return "list" if self.list_id else "archive"
 
 
-class HubSpot(Destination):
+class HubSpot(HttpDestination):
     name: ClassVar[str] = "hubspot"
     max_batch_size: ClassVar[int] = 100
     max_concurrency: ClassVar[int] = 4
@@ -97,40 +97,28 @@ class HubSpot(Destination):
 
     def __init__(self, config: HubSpotConfig) -> None:
         super().__init__(config)
-        self._session: requests.Session | None = None
         self._mode = "upsert"
 
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = open_session(self.config)
-        return self._session
-
     def check_connection(self) -> None:
-        response = self._request("GET", f"{CONTACTS}?limit=1", None, "reading contacts")
+        response = self._request(
+            "GET", f"{CONTACTS}?limit=1", "reading contacts", accept=(401, 403)
+        )
         if response.status_code in (401, 403):
             raise PermanentError(
                 f"HubSpot refused the token (HTTP {response.status_code}): check "
                 f"{HubSpotConfig.env_var('token')} and its contacts scopes"
             )
-        raise_for_status(response, "reading contacts")
         if self.config.list_id:
             response = self._request(
-                "GET", f"crm/v3/lists/{self.config.list_id}", None, "reading the list"
+                "GET", f"crm/v3/lists/{self.config.list_id}", "reading the list", accept=(404,)
             )
             if response.status_code == 404:
                 raise PermanentError(
                     f"HubSpot list {self.config.list_id} (option list_id) not found"
                 )
-            self._raise(response, "reading the list")
 
     def start(self, run: RunContext) -> None:
         self._mode = run.mode
-
-    def finish(self, succeeded: bool) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
 
     def write(self, batch: Sequence[Record]) -> WriteResult:
         sendable, outcomes = self._with_ids(batch)
@@ -187,13 +175,12 @@ class HubSpot(Destination):
             if action == "list":
                 self._memberships("remove", ids)
             else:
-                response = self._request(
+                self._request(
                     "POST",
                     f"{CONTACTS}/batch/archive",
-                    {"inputs": [{"id": contact_id} for contact_id in ids]},
                     "archiving contacts",
+                    json={"inputs": [{"id": contact_id} for contact_id in ids]},
                 )
-                self._raise(response, "archiving contacts")
         # A contact HubSpot no longer has is as removed as it can be.
         return {
             record.key: RecordOutcome(record.key, True, destination_id=found.get(record.key))
@@ -228,31 +215,21 @@ class HubSpot(Destination):
 
     def _memberships(self, change: Literal["add", "remove"], ids: Iterable[str]) -> None:
         what = f"{'adding to' if change == 'add' else 'removing from'} list {self.config.list_id}"
-        response = self._request(
-            "PUT", f"crm/v3/lists/{self.config.list_id}/memberships/{change}", list(ids), what
-        )
+        path = f"crm/v3/lists/{self.config.list_id}/memberships/{change}"
+        response = self._request("PUT", path, what, accept=(404,), json=list(ids))
         if response.status_code == 404:
             raise PermanentError(f"HubSpot list {self.config.list_id} (option list_id) not found")
-        self._raise(response, what)
 
     def _post_json(self, path: str, payload: Any, what: str) -> dict[str, Any]:
-        response = self._request("POST", path, payload, what)
-        self._raise(response, what)
-        body = json_or_none(response)
+        body = json_or_none(self._request("POST", path, what, json=payload))
         return body if isinstance(body, dict) else {}
 
-    def _request(self, method: str, path: str, payload: Any, what: str) -> requests.Response:
-        return send(
-            self.session,
-            method,
-            self.config.url(path),
-            json=payload,
-            timeout=self.config.timeout_seconds,
-        )
+    def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+        return self.request(method, self.config.url(path), what, **kwargs)
 
-    def _raise(self, response: requests.Response, what: str) -> None:
-        if response.status_code < 400:
-            return
+    def raise_for(self, response: requests.Response, what: str) -> None:
+        """HubSpot's error body: a 429's policy says how long to wait, or that the day is
+        spent."""
         body = json_or_none(response)
         body = body if isinstance(body, dict) else {}
         message = body.get("message")
@@ -293,9 +270,12 @@ def _batch_outcomes(
             if existing_ok and error.get("category") == "CONFLICT" and existing:
                 outcomes[key] = RecordOutcome(key, True, destination_id=existing.group(1))
             else:
-                outcomes[key] = RecordOutcome(key, False, error=message)
+                transient = error.get("category") in TRANSIENT_ROW_CATEGORIES
+                outcomes[key] = RecordOutcome(key, False, error=message, transient=transient)
     for key in keys - outcomes.keys():
-        outcomes[key] = RecordOutcome(key, False, error="HubSpot returned no result for this row")
+        outcomes[key] = RecordOutcome(
+            key, False, error="HubSpot returned no result for this row", transient=True
+        )
     return outcomes
 
 

@@ -68,7 +68,6 @@ from pydantic import field_validator
 
 from orchestration.activation.destination import (
     BatchRejected,
-    Destination,
     PermanentError,
     RateLimited,
     Record,
@@ -78,12 +77,11 @@ from orchestration.activation.destination import (
     WriteResult,
 )
 from orchestration.activation.destinations._http import (
+    HttpDestination,
     HttpDestinationConfig,
     json_or_none,
-    open_session,
     raise_for_status,
     retry_after,
-    send,
 )
 
 #: Destination field -> Meta customer-file key.
@@ -153,7 +151,7 @@ class _Session:
     closed: bool = False
 
 
-class Meta(Destination):
+class Meta(HttpDestination):
     name: ClassVar[str] = "meta"
     max_batch_size: ClassVar[int] = 10_000
     max_concurrency: ClassVar[int] = 1
@@ -168,35 +166,34 @@ class Meta(Destination):
 
     def __init__(self, config: MetaConfig) -> None:
         super().__init__(config)
-        self._session: requests.Session | None = None
         self._run: RunContext | None = None
         self._sessions: dict[Endpoint, _Session] = {}
         #: Records of the run that will not be sent again: answered, or refused alone.
         self._done = 0
         self._opened = 0
 
-    @property
-    def http(self) -> requests.Session:
-        if self._session is None:
-            self._session = open_session(self.config)
-        return self._session
-
     def check_connection(self) -> None:
+        what = "reading the audience"
         response = self._request(
-            "GET", self.config.audience_id, params={"fields": "id,name,operation_status"}
+            "GET",
+            self.config.audience_id,
+            what,
+            accept=range(400, 600),
+            params={"fields": "id,name,operation_status"},
         )
-        if response.status_code >= 400:
-            code, _, message = _graph_error(response)
-            if code == 190 or response.status_code == 401:
-                raise PermanentError(
-                    f"Meta refused the token: check {MetaConfig.env_var('token')} ({message})"
-                )
-            if code == 100 or response.status_code == 404:
-                raise PermanentError(
-                    f"Meta audience {self.config.audience_id} (option audience_id) not found or "
-                    f"not readable with this token: {message}"
-                )
-            self._raise(response, "reading the audience")
+        if response.status_code < 400:
+            return
+        code, _, message = _graph_error(response)
+        if code == 190 or response.status_code == 401:
+            raise PermanentError(
+                f"Meta refused the token: check {MetaConfig.env_var('token')} ({message})"
+            )
+        if code == 100 or response.status_code == 404:
+            raise PermanentError(
+                f"Meta audience {self.config.audience_id} (option audience_id) not found or "
+                f"not readable with this token: {message}"
+            )
+        self.raise_for(response, what)
 
     def start(self, run: RunContext) -> None:
         self._run = run
@@ -224,11 +221,6 @@ class Meta(Destination):
                 raise
         self._done += len(batch)
         return WriteResult([outcomes[record.key] for record in batch])
-
-    def finish(self, succeeded: bool) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
 
     def _rows(self, batch: Sequence[Record]) -> tuple[list[list[str]], dict[str, RecordOutcome]]:
         rows: list[list[str]] = []
@@ -267,7 +259,10 @@ class Meta(Destination):
             session.closed = True
             return {
                 record.key: RecordOutcome(
-                    record.key, False, error="Meta took this batch but its answer was lost"
+                    record.key,
+                    False,
+                    error="Meta took this batch but its answer was lost",
+                    transient=True,
                 )
                 for record in records
             }
@@ -284,7 +279,9 @@ class Meta(Destination):
                 f"{invalid} rows of this batch were invalid; Meta's answer to a retry names none"
             )
             return {
-                record.key: RecordOutcome(record.key, not invalid, error=error if invalid else None)
+                record.key: RecordOutcome(
+                    record.key, not invalid, error=error if invalid else None, transient=True
+                )
                 for record in records
             }
         return _outcomes(records, rows, answer, invalid)
@@ -323,25 +320,17 @@ class Meta(Destination):
         path = f"{self.config.audience_id}/{'users' if endpoint == 'remove' else endpoint}"
         method = "DELETE" if endpoint == "remove" else "POST"
         what = f"{'removing from' if endpoint == 'remove' else 'uploading to'} the audience"
-        response = self._request(method, path, data=params)
-        self._raise(response, what)
+        response = self._request(method, path, what, data=params)
         session.next_seq += 1
         session.closed = last
         body = json_or_none(response)
         return body if isinstance(body, dict) else {}
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return send(
-            self.http,
-            method,
-            self.config.graph(path),
-            timeout=self.config.timeout_seconds,
-            **kwargs,
-        )
+    def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+        return self.request(method, self.config.graph(path), what, **kwargs)
 
-    def _raise(self, response: requests.Response, what: str) -> None:
-        if response.status_code < 400:
-            return
+    def raise_for(self, response: requests.Response, what: str) -> None:
+        """The Graph API's ``error`` code and subcode say whose fault it is."""
         code, subcode, message = _graph_error(response)
         detail = f"Meta {what}: HTTP {response.status_code}, code {code}/{subcode}: {message}"
         if response.status_code == 429 or code in THROTTLING_CODES:
@@ -390,6 +379,7 @@ def _outcomes(
                 False,
                 error=f"Meta counted {invalid_count} invalid entries in this batch but named "
                 f"only {invalid_count - unnamed}; sent again next run",
+                transient=True,
             )
         else:
             outcomes[record.key] = RecordOutcome(record.key, True)

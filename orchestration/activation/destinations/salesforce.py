@@ -31,30 +31,28 @@ Consent purpose ``email_marketing``: the contacts synced to the CRM are the ones
 marketing email, so only customers who allowed email marketing are sent.
 
 Answers: per-row results (in order for collections, matched by external id for Bulk results) ->
-RecordOutcome; 429 -> RateLimited; 403 REQUEST_LIMIT_EXCEEDED -> PermanentError when the daily
-allocation is spent ("TotalRequests Limit exceeded": nothing more can be sent until it recovers,
-the rows stay for the next run), RateLimited for the concurrent long-running request limit; 5xx,
-UNABLE_TO_LOCK_ROW for a whole request, or a timeout -> TransientError; 401 and other 403s, an
-unknown object or field (404, INVALID_FIELD, NOT_FOUND) -> PermanentError; another 400 for the
-whole request -> BatchRejected; a Bulk job that ends Failed -> PermanentError (the job itself,
-not a row, is wrong).
+RecordOutcome (a row's UNABLE_TO_LOCK_ROW is not a refusal); 429 -> RateLimited; 403
+REQUEST_LIMIT_EXCEEDED -> PermanentError when the daily allocation is spent ("TotalRequests Limit
+exceeded": nothing more can be sent until it recovers, the rows stay for the next run), RateLimited
+for the concurrent long-running request limit; 5xx, UNABLE_TO_LOCK_ROW for a whole request, or a
+timeout -> TransientError; 401 and other 403s, an unknown object or field (404, INVALID_FIELD,
+NOT_FOUND) -> PermanentError; another 400 for the whole request -> BatchRejected; a Bulk job that
+ends Failed -> PermanentError (the job itself, not a row, is wrong).
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import time
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 import requests
 from pydantic import Field
 
 from orchestration.activation.destination import (
-    Destination,
+    DestinationError,
     PermanentError,
     RateLimited,
     Record,
@@ -64,20 +62,23 @@ from orchestration.activation.destination import (
     WriteResult,
 )
 from orchestration.activation.destinations._http import (
+    HttpDestination,
     HttpDestinationConfig,
     excerpt,
     json_or_none,
-    open_session,
     raise_for_status,
     retry_after,
-    send,
 )
+from orchestration.activation.serialisation import jsonable
 
 COLLECTION_LIMIT = 200
 #: Whole-request error codes that name the request's configuration, not its rows.
 CONFIGURATION_ERRORS = frozenset(
     {"INVALID_FIELD", "INVALID_TYPE", "NOT_FOUND", "INVALID_SESSION_ID", "API_DISABLED_FOR_ORG"}
 )
+#: Row error codes that are Salesforce busy, not refusing the row: they do not count toward
+#: parking it.
+TRANSIENT_ROW_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"})
 #: Bulk value that sets a field to null; an empty cell leaves the field unchanged.
 BULK_NULL = "#N/A"
 
@@ -98,7 +99,7 @@ class SalesforceConfig(HttpDestinationConfig):
         return self.url(f"services/data/v{self.api_version}/{path.lstrip('/')}")
 
 
-class Salesforce(Destination):
+class Salesforce(HttpDestination):
     name: ClassVar[str] = "salesforce"
     max_batch_size: ClassVar[int] = COLLECTION_LIMIT
     max_concurrency: ClassVar[int] = 4
@@ -112,24 +113,16 @@ class Salesforce(Destination):
         self, config: SalesforceConfig, sleep: Callable[[float], None] = time.sleep
     ) -> None:
         super().__init__(config)
-        self._session: requests.Session | None = None
         self._sleep = sleep
         self._run: RunContext | None = None
 
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = open_session(self.config)
-        return self._session
-
     def check_connection(self) -> None:
-        response = self._request("GET", "limits", "reading the API limits")
+        response = self._request("GET", "limits", "reading the API limits", accept=(401,))
         if response.status_code == 401:
             raise PermanentError(
                 f"Salesforce refused the token (HTTP 401): check "
                 f"{SalesforceConfig.env_var('token')} and {SalesforceConfig.env_var('base_url')}"
             )
-        self._raise(response, "reading the API limits")
 
     def start(self, run: RunContext) -> None:
         """Choose Bulk API 2.0 for a run larger than ``bulk_threshold``.
@@ -145,11 +138,6 @@ class Salesforce(Destination):
         # Read when used: the engine fills in the run's total after resending a killed run's
         # batches, which it does after ``start``.
         return self._run is not None and self._run.total_records > self.config.bulk_threshold
-
-    def finish(self, succeeded: bool) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
 
     def write(self, batch: Sequence[Record]) -> WriteResult:
         if batch[0].operation == "remove":
@@ -167,7 +155,7 @@ class Salesforce(Destination):
         return str(value) if value not in (None, "") else record.key
 
     def _sobject_record(self, record: Record) -> dict[str, Any]:
-        fields = {name: _json_value(value) for name, value in record.fields.items()}
+        fields = {name: jsonable(value) for name, value in record.fields.items()}
         fields[self.config.external_id_field] = self._external_id(record)
         return {"attributes": {"type": self.config.object}, **fields}
 
@@ -231,14 +219,13 @@ class Salesforce(Destination):
         )
         job_id = job["id"]
         try:
-            response = self._request(
+            self._request(
                 "PUT",
                 f"jobs/ingest/{job_id}/batches",
                 "uploading the Bulk job's data",
                 data=_csv(records, self._sobject_record).encode("utf-8"),
                 headers={"Content-Type": "text/csv"},
             )
-            self._raise(response, "uploading the Bulk job's data")
             self._json(
                 "PATCH",
                 f"jobs/ingest/{job_id}",
@@ -275,7 +262,7 @@ class Salesforce(Destination):
             self._request(
                 "PATCH", f"jobs/ingest/{job_id}", "aborting the Bulk job", json={"state": "Aborted"}
             )
-        except TransientError:
+        except DestinationError:
             pass  # best effort: an unclosed job is never processed
 
     def _bulk_outcomes(self, job_id: str, records: Sequence[Record]) -> dict[str, RecordOutcome]:
@@ -294,14 +281,19 @@ class Salesforce(Destination):
                         key, True, destination_id=row.get("sf__Id") or None
                     )
                 elif kind == "failedResults":
-                    outcomes[key] = RecordOutcome(
-                        key, False, error=row.get("sf__Error") or "failed"
-                    )
+                    error = row.get("sf__Error") or "failed"
+                    transient = error.split(":", 1)[0] in TRANSIENT_ROW_CODES
+                    outcomes[key] = RecordOutcome(key, False, error=error, transient=transient)
                 else:
-                    outcomes[key] = RecordOutcome(key, False, error="not processed by the Bulk job")
+                    outcomes[key] = RecordOutcome(
+                        key, False, error="not processed by the Bulk job", transient=True
+                    )
         for record in records:
             outcomes.setdefault(
-                record.key, RecordOutcome(record.key, False, error="no Bulk result for this row")
+                record.key,
+                RecordOutcome(
+                    record.key, False, error="no Bulk result for this row", transient=True
+                ),
             )
         return outcomes
 
@@ -311,7 +303,7 @@ class Salesforce(Destination):
         self, method: str, path: str, what: str, absolute: bool = False, **kwargs: Any
     ) -> requests.Response:
         url = self.config.url(path) if absolute else self.config.data(path)
-        return send(self.session, method, url, timeout=self.config.timeout_seconds, **kwargs)
+        return self.request(method, url, what, **kwargs)
 
     def _json(
         self,
@@ -323,19 +315,15 @@ class Salesforce(Destination):
         absolute: bool = False,
     ) -> Any:
         response = self._request(method, path, what, absolute=absolute, json=body, params=params)
-        self._raise(response, what)
         answer = json_or_none(response)
         return answer if answer is not None else {}
 
     def _text(self, path: str, what: str) -> str:
-        response = self._request("GET", path, what)
-        self._raise(response, what)
-        return response.text
+        return self._request("GET", path, what).text
 
-    def _raise(self, response: requests.Response, what: str) -> None:
+    def raise_for(self, response: requests.Response, what: str) -> None:
+        """Salesforce's ``[{"errorCode", "message"}]``: the code says whose fault it is."""
         status = response.status_code
-        if status < 400:
-            return
         code, message = _error(response)
         detail = f"Salesforce {what}: HTTP {status} {code}: {message}"
         if code == "REQUEST_LIMIT_EXCEEDED":
@@ -379,18 +367,11 @@ def _ordered_outcomes(
                 + (f" ({', '.join(error['fields'])})" if error.get("fields") else "")
                 for error in errors
             )
-            outcomes[record.key] = RecordOutcome(record.key, False, error=message or "failed")
+            transient = bool(codes) and codes <= TRANSIENT_ROW_CODES
+            outcomes[record.key] = RecordOutcome(
+                record.key, False, error=message or "failed", transient=transient
+            )
     return outcomes
-
-
-def _json_value(value: Any) -> Any:
-    """A warehouse value as Salesforce JSON: dates and timestamps in ISO 8601, decimals as
-    numbers."""
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
 
 
 def _soql_string(value: str) -> str:

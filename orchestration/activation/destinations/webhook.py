@@ -6,7 +6,7 @@ Environment:
 - ``TESSERA_WEBHOOK_SECRET``: shared secret of the HMAC-SHA256 signature; never an option.
 - ``TESSERA_WEBHOOK_TIMEOUT_SECONDS``: per-request timeout, default 30.
 
-Request (the receiver contract of orchestration.activation.emulators.webhook)::
+Request (the receiver contract the webhook emulator implements)::
 
     POST <url>
     X-Tessera-Timestamp: <Unix seconds>
@@ -20,9 +20,11 @@ retries, splits or (after a killed run) resends its request, and when a later ru
 that failed again, so a receiver that keeps the ids it has seen applies each change once. Values are
 JSON: timestamps and dates in ISO 8601, decimals as numbers.
 
-Answers: 2xx -> every record taken, except those a 207 lists in ``errors`` (by ``index``); 429 ->
-RateLimited (Retry-After); 5xx, 408 or a timeout -> TransientError; 401/403/404 ->
-PermanentError; 400, 413 and other 4xx -> BatchRejected (the engine halves the batch).
+Answers: 2xx -> every record taken, except those a 207 lists in ``errors`` (by ``index``; an
+entry with a 4xx ``status`` refuses its record, counting toward parking it; one without, or
+with another status, failed to store it and does not); 429 -> RateLimited (Retry-After); 5xx,
+408 or a timeout -> TransientError; 401/403/404 -> PermanentError; 400, 413 and other 4xx ->
+BatchRejected (the engine halves the batch).
 """
 
 from __future__ import annotations
@@ -30,39 +32,40 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import requests
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, field_validator
 
 from orchestration.activation.destination import (
     Batch,
-    Destination,
     DestinationConfig,
-    PermanentError,
     Record,
     RecordOutcome,
     RunContext,
     WriteResult,
 )
-from orchestration.activation.destinations._http import json_or_none, raise_for_status, send
-from orchestration.activation.engine import json_value
+from orchestration.activation.destinations._http import (
+    HttpConfig,
+    HttpDestination,
+    json_or_none,
+    raise_for_status,
+)
+from orchestration.activation.serialisation import json_value
 
 SIGNATURE_HEADER = "X-Tessera-Signature"
 TIMESTAMP_HEADER = "X-Tessera-Timestamp"
-_ENV = {
-    "url": "TESSERA_WEBHOOK_URL",
-    "secret": "TESSERA_WEBHOOK_SECRET",
-    "timeout_seconds": "TESSERA_WEBHOOK_TIMEOUT_SECONDS",
-}
 
 
-class WebhookConfig(DestinationConfig):
+class WebhookConfig(HttpConfig):
+    """The receiver's ``url`` and the ``secret`` that signs each request (environment only)."""
+
+    env_name: ClassVar[str] = "WEBHOOK"
+    required_settings: ClassVar[frozenset[str]] = frozenset({"url", "secret"})
+
     url: str
     secret: SecretStr
     timeout_seconds: float = 30.0
@@ -74,61 +77,26 @@ class WebhookConfig(DestinationConfig):
             raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return url
 
-    @classmethod
-    def from_env(
-        cls, options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-    ) -> Self:
-        env = os.environ if environ is None else environ
-        options = dict(options or {})
-        if "secret" in options:
-            raise PermanentError(
-                "webhook option 'secret' is a secret: set TESSERA_WEBHOOK_SECRET instead"
-            )
-        values: dict[str, Any] = {
-            name: env[variable] for name, variable in _ENV.items() if env.get(variable)
-        }
-        values.update(options)
-        for name in ("url", "secret"):
-            if not values.get(name):
-                raise PermanentError(f"{_ENV[name]} is not set")
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-                for error in exc.errors()
-            )
-            raise PermanentError(f"webhook settings: {problems}") from None
-
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     message = timestamp.encode() + b"." + body
     return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-class WebhookDestination(Destination):
+class WebhookDestination(HttpDestination):
     name: ClassVar[str] = "webhook"
     max_batch_size: ClassVar[int] = 500
     max_concurrency: ClassVar[int] = 4
     config_class: ClassVar[type[DestinationConfig]] = WebhookConfig
 
-    def __init__(self, config: DestinationConfig) -> None:
+    def __init__(self, config: WebhookConfig) -> None:
         super().__init__(config)
-        self._local = threading.local()
         self._sync: str | None = None
 
     @property
     def settings(self) -> WebhookConfig:
         assert isinstance(self.config, WebhookConfig)
         return self.config
-
-    def _session(self) -> requests.Session:
-        # One session per sending thread: requests does not promise a shared one is safe.
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.headers["User-Agent"] = "tessera"
-        return session
 
     def start(self, run: RunContext) -> None:
         self._sync = run.sync_name
@@ -158,28 +126,34 @@ class WebhookDestination(Destination):
             TIMESTAMP_HEADER: stamp,
             SIGNATURE_HEADER: signature(self.settings.secret.get_secret_value(), stamp, body),
         }
-        response = send(
-            self._session(),
-            "POST",
-            self.settings.url,
-            timeout=self.settings.timeout_seconds,
-            data=body,
-            headers=headers,
-        )
+        what = f"webhook POST {len(batch)} records"
+        response = self.request("POST", self.settings.url, what, data=body, headers=headers)
         answer = json_or_none(response)
-        message = answer.get("message") if isinstance(answer, dict) else None
-        raise_for_status(response, f"webhook POST {len(batch)} records", message)
         errors = answer.get("errors") if isinstance(answer, dict) else None
         if response.status_code != 207 or not errors:
             return WriteResult.all_succeeded(batch)
         failed = {
-            error["index"]: str(error.get("message") or "rejected by the receiver")
+            error["index"]: error
             for error in errors
             if isinstance(error, dict) and isinstance(error.get("index"), int)
         }
         return WriteResult(
-            [
-                RecordOutcome(record.key, index not in failed, error=failed.get(index))
-                for index, record in enumerate(batch)
-            ]
+            [_outcome(record.key, failed.get(index)) for index, record in enumerate(batch)]
         )
+
+    def raise_for(self, response: requests.Response, what: str) -> None:
+        """The receiver's ``message``, if its answer has one, with the generic mapping."""
+        answer = json_or_none(response)
+        message = answer.get("message") if isinstance(answer, dict) else None
+        raise_for_status(response, what, message)
+
+
+def _outcome(key: str, error: dict[str, Any] | None) -> RecordOutcome:
+    """A record's outcome from its 207 error entry, if any: a refusal when its ``status`` is a
+    4xx (not 408 or 429), else the receiver failing to store it."""
+    if error is None:
+        return RecordOutcome(key, True)
+    status = error.get("status")
+    refused = isinstance(status, int) and 400 <= status < 500 and status not in (408, 429)
+    message = str(error.get("message") or "rejected by the receiver")
+    return RecordOutcome(key, False, error=message, transient=not refused)
