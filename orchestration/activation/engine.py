@@ -38,7 +38,6 @@ destination returns before the error is stored or printed (personal.py).
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -57,14 +56,12 @@ from orchestration.activation.destination import (
     Destination,
     DestinationError,
     RateLimited,
-    Record,
     RunContext,
     TransientError,
 )
 from orchestration.activation.destinations import registry
 from orchestration.activation.personal import PersonalData
 from orchestration.activation.plan import (
-    ERASURES,
     Plan,
     PlannedRecord,
     SyncError,
@@ -74,7 +71,7 @@ from orchestration.activation.plan import (
 from orchestration.activation.sender import RetryPolicy, Sender, chunks, send_all
 from orchestration.activation.serialisation import dumps
 from orchestration.activation.settings import destination_config, not_configured
-from orchestration.activation.state import StateStore, utc_now
+from orchestration.activation.store import StateStore, utc_now
 from orchestration.dbt_project import project_dir
 from orchestration.warehouse import Warehouse
 
@@ -275,7 +272,7 @@ def _run(run: SyncRun) -> None:
         sender.call(destination.check_connection)
         # Planned first (rows still in flight are left out of the diff), so the guards run and
         # the destination learns the run's total before anything is sent.
-        resends = _inflight(store, spec.name)
+        resends = state_tables.inflight_requests(store, spec.name)
         plan = result.plan = _plan(run)
         plan.resends = sum(len(items) for _, items in resends)
         reason = None if options.force else _guard(plan, options.max_delete_fraction)
@@ -350,39 +347,6 @@ def _guard(plan: Plan, limit: float) -> str | None:
             f"= {limit:g}; rerun with --force if that is intended"
         )
     return None
-
-
-def _inflight(store: StateStore, sync_name: str) -> list[tuple[str, list[PlannedRecord]]]:
-    """Requests a stopped run planned or sent with no outcome recorded.
-
-    A customer erased since then gets a remove instead of what was planned (under a new id):
-    the planned record may have arrived, and must not stay.
-    """
-    erased = (
-        f"customer_id in (select cast(customer_id as varchar) from {'.'.join(ERASURES)})"
-        if store.relation_exists(*ERASURES)
-        else "false"
-    )
-    rows = store.fetch(
-        f"""
-        select inflight_batch, record_key, customer_id, inflight_operation,
-            inflight_fingerprint, inflight_fields, change_id, {erased} as is_erased
-        from activation.sync_state
-        where sync_name = ? and inflight_batch is not null
-        order by inflight_batch, record_key
-        """,
-        [sync_name],
-    )
-    # A request carries one operation, so the removes of erased customers travel apart.
-    batches: dict[tuple[str, str], list[PlannedRecord]] = {}
-    for batch_id, key, customer_id, operation, fingerprint, fields, change_id, is_erased in rows:
-        record = Record(key, operation, json.loads(fields))
-        item = PlannedRecord(record, customer_id, fingerprint, change_id)
-        if is_erased and operation != "remove":
-            removal = Record(key, "remove", record.fields)
-            item = PlannedRecord(removal, customer_id, None, uuid.uuid4().hex)
-        batches.setdefault((batch_id, item.record.operation), []).append(item)
-    return [(batch_id, items) for (batch_id, _), items in batches.items()]
 
 
 def _mark_planned(run: SyncRun, batches: Sequence[tuple[str, list[PlannedRecord]]]) -> None:

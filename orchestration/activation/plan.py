@@ -22,7 +22,7 @@ from orchestration.activation.destination import Destination, Record
 from orchestration.activation.hashing import hash_identifier
 from orchestration.activation.personal import PersonalData
 from orchestration.activation.serialisation import json_value
-from orchestration.activation.state import StateStore
+from orchestration.activation.store import StateStore
 from orchestration.privacy import mask
 
 ERASURES = ("marts", "customer_erasures")

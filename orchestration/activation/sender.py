@@ -31,7 +31,7 @@ from orchestration.activation.destination import (
 )
 from orchestration.activation.personal import PersonalData
 from orchestration.activation.plan import SEND_ORDER, PlannedRecord
-from orchestration.activation.state import StateStore
+from orchestration.activation.store import StateStore
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ import pytest
 
 from orchestration.activation.destination import TransientError
 from orchestration.activation.engine import SyncError, run_sync
-from orchestration.activation.state import StateStore
+from orchestration.activation.store import StateStore
 from tests.activation.sync_support import (
     MemoryDestination,
     Sleeps,

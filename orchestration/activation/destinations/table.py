@@ -39,7 +39,7 @@ from orchestration.activation.destination import (
     RunContext,
     WriteResult,
 )
-from orchestration.activation.state import utc_now
+from orchestration.activation.store import utc_now
 from orchestration.warehouse import Warehouse
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
