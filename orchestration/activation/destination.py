@@ -7,7 +7,8 @@ Retry-After, splitting a rejected batch to isolate bad rows, consent filtering, 
 normalisation and hashing (orchestration.activation.hashing), and logging every row outcome.
 
 A destination's ``write`` sends one batch and reports each record's outcome, or raises one of the
-errors below when the whole request failed; it never retries or sleeps itself.
+errors below when the whole request failed; ``check_connection`` raises them too. It never
+retries or sleeps itself: the engine retries both, the check like any request.
 """
 
 from __future__ import annotations

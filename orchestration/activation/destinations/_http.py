@@ -57,6 +57,10 @@ class HttpConfig(DestinationConfig):
     ) -> Self:
         return read_settings(cls, cls.env_name.lower(), options, environ)
 
+    def headers(self) -> dict[str, str]:
+        """Headers these settings put on every request (credentials)."""
+        return {}
+
 
 class HttpDestinationConfig(HttpConfig):
     """An API at ``base_url`` that takes a bearer ``token`` (``TESSERA_<NAME>_TOKEN``)."""
@@ -68,6 +72,9 @@ class HttpDestinationConfig(HttpConfig):
 
     def url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token.get_secret_value()}"}
 
 
 class HttpDestination(Destination):
@@ -93,12 +100,8 @@ class HttpDestination(Destination):
         return session
 
     def headers(self) -> dict[str, str]:
-        """Headers of every request: the user agent, and the bearer token if there is one."""
-        headers = {"User-Agent": USER_AGENT}
-        token = getattr(self.config, "token", None)
-        if isinstance(token, SecretStr):
-            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
-        return headers
+        """Headers of every request: the user agent and the settings' credentials."""
+        return {"User-Agent": USER_AGENT, **self.config.headers()}
 
     def request(
         self, method: str, url: str, what: str, *, accept: Collection[int] = (), **kwargs: Any
