@@ -30,6 +30,7 @@ MEMBERS = 1_000_000
 CHANGED, GONE, NEW = 5_000, 2_500, 2_500
 WEBHOOK_MEMBERS = 20_000
 SECRET = "bench-secret"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _spec(name: str, destination: str) -> SyncSpec:
@@ -112,7 +113,7 @@ def bench_diff(folder: Path) -> dict[str, object]:
 
 _EMULATOR = """
 import sys
-from orchestration.activation.emulators.webhook import WebhookEmulator
+from emulators.webhook import WebhookEmulator
 receiver = WebhookEmulator(token=sys.argv[1], max_records=int(sys.argv[2])).start()
 print(receiver.url, flush=True)
 sys.stdin.read()
@@ -125,8 +126,11 @@ def bench_webhook(folder: Path) -> dict[str, object]:
     with StateStore.open(warehouse) as store:
         _audience(store, WEBHOOK_MEMBERS)
     # The receiver runs in its own process, as a real one would, not competing for this GIL.
+    # emulators/ is test tooling outside the wheel: the child imports it from the checkout,
+    # its working directory, which a ``-c`` script has first on sys.path.
     receiver = subprocess.Popen(
         [sys.executable, "-c", _EMULATOR, SECRET, str(WebhookDestination.max_batch_size)],
+        cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

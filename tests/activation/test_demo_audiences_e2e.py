@@ -21,17 +21,17 @@ from typing import Any, ClassVar
 
 import pytest
 
+from emulators.base import Emulator
+from emulators.google import GoogleEmulator
+from emulators.hubspot import CONTACTS
+from emulators.meta import MetaEmulator
+from emulators.webhook import WebhookEmulator
 from orchestration.activation.config import SyncSpec
 from orchestration.activation.destinations.google import Google
 from orchestration.activation.destinations.hubspot import HubSpot
 from orchestration.activation.destinations.meta import Meta
 from orchestration.activation.destinations.salesforce import Salesforce
 from orchestration.activation.destinations.webhook import WebhookDestination
-from orchestration.activation.emulators.base import Emulator
-from orchestration.activation.emulators.google import GoogleEmulator
-from orchestration.activation.emulators.hubspot import CONTACTS
-from orchestration.activation.emulators.meta import MetaEmulator
-from orchestration.activation.emulators.webhook import WebhookEmulator
 from orchestration.activation.engine import run_sync
 from orchestration.activation.hashing import hash_identifier
 from orchestration.dbt_project import project_dir

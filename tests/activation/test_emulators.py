@@ -14,12 +14,12 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from orchestration.activation.emulators import Faults, RateLimit
-from orchestration.activation.emulators.google import GoogleEmulator
-from orchestration.activation.emulators.hubspot import HubSpotEmulator
-from orchestration.activation.emulators.meta import MetaEmulator
-from orchestration.activation.emulators.salesforce import SalesforceEmulator
-from orchestration.activation.emulators.webhook import WebhookEmulator, signed_headers
+from emulators import Faults, RateLimit
+from emulators.google import GoogleEmulator
+from emulators.hubspot import HubSpotEmulator
+from emulators.meta import MetaEmulator
+from emulators.salesforce import SalesforceEmulator
+from emulators.webhook import WebhookEmulator, signed_headers
 
 
 def _webhook_batch(*ids: str) -> bytes:
@@ -1083,7 +1083,7 @@ def test_faults_refuse_a_probability_above_one_when_changed_at_runtime(hubspot):
 
 def test_command_line_prints_the_base_url_of_a_running_emulator():
     process = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.activation.emulators", "google", "--token", "t"],
+        [sys.executable, "-m", "emulators", "google", "--token", "t"],
         stdout=subprocess.PIPE,
         text=True,
     )

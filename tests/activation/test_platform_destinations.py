@@ -16,6 +16,12 @@ import pyarrow as pa
 import pytest
 import requests
 
+from emulators import Faults
+from emulators.base import Request, Response, route
+from emulators.google import GoogleEmulator
+from emulators.hubspot import CONTACTS, HubSpotEmulator
+from emulators.meta import MetaEmulator
+from emulators.salesforce import SalesforceEmulator
 from orchestration.activation.config import SyncSpec
 from orchestration.activation.destination import (
     BatchRejected,
@@ -31,12 +37,6 @@ from orchestration.activation.destinations.google import Google, GoogleConfig
 from orchestration.activation.destinations.hubspot import HubSpot, HubSpotConfig
 from orchestration.activation.destinations.meta import Meta, MetaConfig
 from orchestration.activation.destinations.salesforce import Salesforce, SalesforceConfig
-from orchestration.activation.emulators import Faults
-from orchestration.activation.emulators.base import Request, Response, route
-from orchestration.activation.emulators.google import GoogleEmulator
-from orchestration.activation.emulators.hubspot import CONTACTS, HubSpotEmulator
-from orchestration.activation.emulators.meta import MetaEmulator
-from orchestration.activation.emulators.salesforce import SalesforceEmulator
 from orchestration.activation.engine import RetryPolicy, SyncResult, run_sync
 from orchestration.activation.hashing import hash_identifier
 from tests.activation.sync_support import (

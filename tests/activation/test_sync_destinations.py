@@ -14,9 +14,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from emulators.base import Faults
+from emulators.webhook import WebhookEmulator
 from orchestration.activation.destinations import registry
-from orchestration.activation.emulators.base import Faults
-from orchestration.activation.emulators.webhook import WebhookEmulator
 from orchestration.activation.engine import run_sync
 from tests.activation.sync_support import (
     Sleeps,

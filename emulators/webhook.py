@@ -50,7 +50,7 @@ import time
 from collections import Counter
 from typing import Any, ClassVar
 
-from orchestration.activation.emulators.base import (
+from emulators.base import (
     ApiError,
     Emulator,
     JsonSchema,

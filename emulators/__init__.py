@@ -8,14 +8,14 @@ shapes, limits, status codes and error bodies, with faults injected by configura
     with HubSpotEmulator(token="t") as hubspot:
         os.environ["TESSERA_HUBSPOT_BASE_URL"] = hubspot.base_url
 
-``python -m orchestration.activation.emulators <name> --port N --token T`` runs one by hand.
+``python -m emulators <name> --port N --token T`` runs one by hand.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from orchestration.activation.emulators.base import (
+from emulators.base import (
     ApiError,
     Emulator,
     Faults,
@@ -26,11 +26,11 @@ from orchestration.activation.emulators.base import (
 
 #: Emulator name -> "module:class", imported only when asked for.
 EMULATORS: dict[str, str] = {
-    "webhook": "orchestration.activation.emulators.webhook:WebhookEmulator",
-    "hubspot": "orchestration.activation.emulators.hubspot:HubSpotEmulator",
-    "salesforce": "orchestration.activation.emulators.salesforce:SalesforceEmulator",
-    "meta": "orchestration.activation.emulators.meta:MetaEmulator",
-    "google": "orchestration.activation.emulators.google:GoogleEmulator",
+    "webhook": "emulators.webhook:WebhookEmulator",
+    "hubspot": "emulators.hubspot:HubSpotEmulator",
+    "salesforce": "emulators.salesforce:SalesforceEmulator",
+    "meta": "emulators.meta:MetaEmulator",
+    "google": "emulators.google:GoogleEmulator",
 }
 
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from orchestration.activation.emulators.base import (
+from emulators.base import (
     ApiError,
     Emulator,
     JsonSchema,

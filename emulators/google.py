@@ -38,7 +38,7 @@ import binascii
 import re
 from typing import Any, ClassVar
 
-from orchestration.activation.emulators.base import (
+from emulators.base import (
     Emulator,
     JsonSchema,
     Request,

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
-from orchestration.activation.emulators.base import (
+from emulators.base import (
     ApiError,
     Emulator,
     JsonSchema,

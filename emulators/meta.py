@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-from orchestration.activation.emulators.base import (
+from emulators.base import (
     ApiError,
     Emulator,
     JsonSchema,

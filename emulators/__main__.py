@@ -1,6 +1,6 @@
 """Run one destination emulator until interrupted, for trying a connector by hand.
 
-    python -m orchestration.activation.emulators hubspot --port 8701 --token t
+    python -m emulators hubspot --port 8701 --token t
     TESSERA_HUBSPOT_BASE_URL=http://127.0.0.1:8701 TESSERA_HUBSPOT_TOKEN=t tessera sync ...
 
 Prints the base URL on the first line of standard output.
@@ -13,12 +13,12 @@ import signal
 import sys
 import threading
 
-from orchestration.activation.emulators import EMULATORS, emulator_class
-from orchestration.activation.emulators.base import Faults, RateLimit
+from emulators import EMULATORS, emulator_class
+from emulators.base import Faults, RateLimit
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestration.activation.emulators")
+    parser = argparse.ArgumentParser(prog="python -m emulators")
     parser.add_argument("name", choices=sorted(EMULATORS))
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
     parser.add_argument("--token", default="test-token", help="bearer token (webhook: secret)")
