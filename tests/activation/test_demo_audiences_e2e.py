@@ -36,8 +36,7 @@ from orchestration.activation.engine import run_sync
 from orchestration.activation.hashing import hash_identifier
 from orchestration.dbt_project import project_dir
 from orchestration.warehouse import Warehouse
-from tests.activation.sync_support import apply_deliveries
-from tests.activation.test_platform_destinations import (
+from tests.activation.destinations.support import (
     ACCOUNT,
     E2E_FAULTS,
     TOKEN,
@@ -48,6 +47,7 @@ from tests.activation.test_platform_destinations import (
     make_audience,
     settle,
 )
+from tests.activation.sync_support import apply_deliveries
 from tests.conftest import Predicted
 
 pytestmark = pytest.mark.integration
