@@ -33,6 +33,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import Message
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -159,6 +160,19 @@ class ApiError(Exception):
         self.response = response
 
 
+class RowError(Exception):
+    """A refusal a handler raises part way through a batch and answers in its API's error shape:
+    the platform's error ``code`` (HubSpot's category, Salesforce's statusCode, Meta's code), its
+    ``message``, and the one further field each platform adds as ``detail`` (HubSpot's error code,
+    Salesforce's field names, Meta's error subcode). Meta raises it for a refused session batch."""
+
+    def __init__(self, code: Any, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class LoggedRequest:
     method: str
@@ -203,21 +217,33 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def utc_timestamp(offset: str = "Z", *, whole_seconds: bool = False) -> str:
+    """Now in UTC, ISO 8601 to the millisecond with the offset spelt the platform's way: HubSpot
+    ``2026-01-02T03:04:05.678Z``; Salesforce, whose datetimes keep whole seconds,
+    ``2026-01-02T03:04:05.000+0000``."""
+    now = datetime.now(UTC)
+    if whole_seconds:
+        now = now.replace(microsecond=0)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", offset)
+
+
 class Emulator:
     """Base of every emulator; subclasses set ``name`` and implement ``routes``."""
 
     name: ClassVar[str] = "emulator"
+    #: The token (the webhook's shared secret) when none is given.
+    default_token: ClassVar[str] = "test-token"
 
     def __init__(
         self,
         *,
-        token: str = "test-token",
+        token: str | None = None,
         faults: Faults | None = None,
         rate_limit: RateLimit | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.token = token
+        self.token = self.default_token if token is None else token
         self.host = host
         self.port = port
         self.lock = threading.RLock()

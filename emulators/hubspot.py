@@ -38,7 +38,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
@@ -49,9 +48,11 @@ from emulators.base import (
     Request,
     Response,
     Route,
+    RowError,
     new_id,
     retry_after_header,
     route,
+    utc_timestamp,
 )
 
 MAX_INPUTS = 100
@@ -129,10 +130,6 @@ _ADD_AND_REMOVE_SCHEMA: JsonSchema = {
 }
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass
 class Contact:
     id: str
@@ -172,14 +169,6 @@ class HubSpotList:
             "createdAt": self.created_at,
             "updatedAt": self.created_at,
         }
-
-
-class _RowError(Exception):
-    def __init__(self, category: str, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.category = category
-        self.message = message
-        self.code = code
 
 
 class HubSpotEmulator(Emulator):
@@ -329,7 +318,7 @@ class HubSpotEmulator(Emulator):
         email = properties.get("email")
         if email:
             if not _EMAIL.match(email):
-                raise _RowError(
+                raise RowError(
                     "VALIDATION_ERROR",
                     'Property values were not valid: [{"isValid":false,"message":"Email '
                     f'address {email} is invalid","error":"INVALID_EMAIL","name":"email"}}]',
@@ -337,12 +326,12 @@ class HubSpotEmulator(Emulator):
                 )
             holder = self.contact_by("email", email)
             if holder is not None and holder.id != owner:
-                raise _RowError(
+                raise RowError(
                     "CONFLICT", f"Contact already exists. Existing ID: {holder.id}", "CONFLICT"
                 )
 
     def _create(self, properties: dict[str, str]) -> Contact:
-        now = _now()
+        now = utc_timestamp()
         contact = Contact(
             str(self._next_contact), {k: v for k, v in properties.items() if v != ""}, now, now
         )
@@ -357,9 +346,9 @@ class HubSpotEmulator(Emulator):
                 contact.properties.pop(name, None)
             else:
                 contact.properties[name] = value
-        contact.updated_at = _now()
+        contact.updated_at = utc_timestamp()
 
-    def _row_error(self, item: dict[str, Any], error: _RowError) -> dict[str, Any]:
+    def _row_error(self, item: dict[str, Any], error: RowError) -> dict[str, Any]:
         context = (
             {"objectWriteTraceId": [item["objectWriteTraceId"]]}
             if "objectWriteTraceId" in item
@@ -367,17 +356,17 @@ class HubSpotEmulator(Emulator):
         )
         return {
             "status": "error",
-            "category": error.category,
+            "category": error.code,
             "message": error.message,
             "context": context,
-            "errors": [{"message": error.message, "code": error.code, "context": context}],
+            "errors": [{"message": error.message, "code": error.detail, "context": context}],
             "links": {},
         }
 
     def _batch_answer(
         self, results: list[dict[str, Any]], errors: list[dict[str, Any]], status: int = 200
     ) -> Response:
-        now = _now()
+        now = utc_timestamp()
         body: dict[str, Any] = {
             "status": "COMPLETE",
             "results": results,
@@ -403,13 +392,13 @@ class HubSpotEmulator(Emulator):
         self._check_duplicates(request, inputs)
 
         plans: list[tuple[dict[str, Any], Contact | None, dict[str, str]]] = []
-        failures: dict[int, _RowError] = {}
+        failures: dict[int, RowError] = {}
         for index, item in enumerate(inputs):
             properties = {**item["properties"], item["idProperty"]: item["id"]}
             existing = self.contact_by(item["idProperty"], item["id"])
             try:
                 self._check_properties(properties, existing.id if existing else None)
-            except _RowError as error:
+            except RowError as error:
                 failures[index] = error
             plans.append((item, existing, properties))
         by_email = any(item["idProperty"] == "email" for item in inputs)
@@ -421,7 +410,7 @@ class HubSpotEmulator(Emulator):
                     "VALIDATION_ERROR",
                     error.message,
                     errors=[
-                        {"message": error.message, "code": error.code, "in": f"inputs[{index}]"}
+                        {"message": error.message, "code": error.detail, "in": f"inputs[{index}]"}
                     ],
                 )
             )
@@ -429,7 +418,7 @@ class HubSpotEmulator(Emulator):
         results, errors = [], []
         for index, (item, existing, properties) in enumerate(plans):
             if index not in failures and self.row_fails(request):
-                failures[index] = _RowError("INTERNAL_ERROR", "Object write failed; retry later")
+                failures[index] = RowError("INTERNAL_ERROR", "Object write failed; retry later")
             if index in failures:
                 errors.append(self._row_error(item, failures[index]))
                 continue
@@ -451,8 +440,8 @@ class HubSpotEmulator(Emulator):
             try:
                 self._check_properties(item["properties"], None)
                 if self.row_fails(request):
-                    raise _RowError("INTERNAL_ERROR", "Object write failed; retry later")
-            except _RowError as error:
+                    raise RowError("INTERNAL_ERROR", "Object write failed; retry later")
+            except RowError as error:
                 errors.append(self._row_error(item, error))
                 continue
             result = self._create(item["properties"]).as_result()
@@ -477,7 +466,7 @@ class HubSpotEmulator(Emulator):
             )
             try:
                 if contact is None:
-                    raise _RowError(
+                    raise RowError(
                         "OBJECT_NOT_FOUND",
                         "Could not get some CONTACT objects, they may be deleted or not exist. "
                         "Check that ids are valid.",
@@ -485,8 +474,8 @@ class HubSpotEmulator(Emulator):
                     )
                 self._check_properties(item["properties"], contact.id)
                 if self.row_fails(request):
-                    raise _RowError("INTERNAL_ERROR", "Object write failed; retry later")
-            except _RowError as error:
+                    raise RowError("INTERNAL_ERROR", "Object write failed; retry later")
+            except RowError as error:
                 errors.append(self._row_error(item, error))
                 continue
             assert contact is not None
@@ -534,7 +523,11 @@ class HubSpotEmulator(Emulator):
         if any(existing.name == body["name"] for existing in self.lists.values()):
             raise self.invalid(request, f"A list named {body['name']} already exists.", "name")
         created = HubSpotList(
-            str(self._next_list), body["name"], body["objectTypeId"], body["processingType"], _now()
+            str(self._next_list),
+            body["name"],
+            body["objectTypeId"],
+            body["processingType"],
+            utc_timestamp(),
         )
         self._next_list += 1
         self.lists[created.list_id] = created

@@ -55,6 +55,7 @@ from emulators.base import (
     Request,
     Response,
     Route,
+    RowError,
     new_id,
     retry_after_header,
     route,
@@ -185,14 +186,6 @@ class Audience:
                 else {"code": 200, "description": "Normal"}
             ),
         }
-
-
-class _GraphError(Exception):
-    def __init__(self, code: int, message: str, subcode: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.subcode = subcode
 
 
 class MetaEmulator(Emulator):
@@ -479,8 +472,8 @@ class MetaEmulator(Emulator):
             self.validate(request, _SESSION_SCHEMA, session_params)
         try:
             session = self._session_for(audience, session_params, kind)
-        except _GraphError as error:
-            raise ApiError(self._graph_error(error.code, error.message, error.subcode)) from None
+        except RowError as error:
+            raise ApiError(self._graph_error(error.code, error.message, error.detail)) from None
         schema, members, invalid = self._rows(request, params["payload"])
         if session is not None and session.batches and schema != session.schema:
             raise self.invalid(
@@ -523,24 +516,22 @@ class MetaEmulator(Emulator):
     ) -> Session | None:
         if params is None:
             if audience.replace_session is not None:
-                raise _GraphError(2650, "Update in progress", 1870145)
+                raise RowError(2650, "Update in progress", 1870145)
             return None
         session_id, batch_seq = params["session_id"], params["batch_seq"]
         session = audience.sessions.get(session_id)
         if session is not None:
             if session.finished:
                 if session.timed_out:
-                    raise _GraphError(2650, "Session timed out", 1870158)
-                raise _GraphError(2650, "Session already finished", 1870159)
+                    raise RowError(2650, "Session timed out", 1870158)
+                raise RowError(2650, "Session already finished", 1870159)
             if session.kind != kind:
-                raise _GraphError(
-                    2650, f"Session {session_id} is a {session.kind} session", 1870148
-                )
+                raise RowError(2650, f"Session {session_id} is a {session.kind} session", 1870148)
             return session
         if batch_seq != 1:
-            raise _GraphError(2650, "First batch_seq (=1) not seen", 1870147)
+            raise RowError(2650, "First batch_seq (=1) not seen", 1870147)
         if audience.replace_session is not None:
-            raise _GraphError(2650, "Update in progress", 1870145)
+            raise RowError(2650, "Update in progress", 1870145)
         session = Session(kind=kind, started_at=time.monotonic(), schema=())
         audience.sessions[session_id] = session
         if kind == "replace":

@@ -51,7 +51,6 @@ import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from emulators.base import (
@@ -61,8 +60,10 @@ from emulators.base import (
     Request,
     Response,
     Route,
+    RowError,
     retry_after_header,
     route,
+    utc_timestamp,
 )
 
 MAX_RECORDS = 200
@@ -135,18 +136,12 @@ _JOB_STATE_SCHEMA: JsonSchema = {
 }
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-
-
 def _errors(status: int, error_code: str, message: str, **extra: Any) -> Response:
     return Response(status, [{"message": message, "errorCode": error_code, **extra}])
 
 
-class _RowError(Exception):
-    def __init__(self, status_code: str, message: str, fields: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.as_json = {"statusCode": status_code, "message": message, "fields": fields or []}
+def _row_error_json(error: RowError) -> dict[str, Any]:
+    return {"statusCode": error.code, "message": error.message, "fields": error.detail or []}
 
 
 @dataclass
@@ -175,7 +170,7 @@ class BulkJob:
             "object": self.object,
             "createdById": "005000000000001AAA",
             "createdDate": self.created_at,
-            "systemModstamp": _now(),
+            "systemModstamp": utc_timestamp("+0000", whole_seconds=True),
             "state": self.state,
             "concurrencyMode": "Parallel",
             "contentType": "CSV",
@@ -337,14 +332,14 @@ class SalesforceEmulator(Emulator):
             or (not creating and name in fields and fields[name] in (None, ""))
         ]
         if missing:
-            raise _RowError(
+            raise RowError(
                 "REQUIRED_FIELD_MISSING",
                 f"Required fields are missing: [{', '.join(missing)}]",
                 missing,
             )
         email = fields.get("Email")
         if email and not _EMAIL.match(str(email)):
-            raise _RowError(
+            raise RowError(
                 "INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {email}", ["Email"]
             )
 
@@ -352,17 +347,15 @@ class SalesforceEmulator(Emulator):
         self, request: Request, sobject: str, external_id: str, fields: dict[str, Any]
     ) -> tuple[str, bool]:
         if "Id" in fields:
-            raise _RowError("INVALID_FIELD", "Cannot specify Id in an upsert call", ["Id"])
+            raise RowError("INVALID_FIELD", "Cannot specify Id in an upsert call", ["Id"])
         key = fields.get(external_id)
         if key in (None, ""):
-            raise _RowError("MISSING_ARGUMENT", f"{external_id} not specified")
+            raise RowError("MISSING_ARGUMENT", f"{external_id} not specified")
         table = self.records.setdefault(sobject, {})
         existing = self.record_by(sobject, external_id, key)
         self._check_fields(sobject, fields, creating=existing is None)
         if self.row_fails(request):
-            raise _RowError(
-                "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"
-            )
+            raise RowError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
         if existing is None:
             record_id = self._new_id(sobject)
             table[record_id] = {"Id": record_id, **fields}
@@ -409,15 +402,15 @@ class SalesforceEmulator(Emulator):
             try:
                 key = fields.get(external_id)
                 if key not in (None, "") and key in seen:
-                    raise _RowError(
+                    raise RowError(
                         "DUPLICATE_EXTERNAL_ID",
                         f"Duplicate external id specified: {key}",
                         [external_id],
                     )
                 seen.add(key)
                 record_id, created = self._upsert_row(request, sobject, external_id, fields)
-            except _RowError as error:
-                results.append({"id": None, "success": False, "errors": [error.as_json]})
+            except RowError as error:
+                results.append({"id": None, "success": False, "errors": [_row_error_json(error)]})
                 continue
             results.append({"id": record_id, "success": True, "errors": [], "created": created})
 
@@ -439,17 +432,17 @@ class SalesforceEmulator(Emulator):
 
     def _delete_row(self, request: Request, record_id: str) -> None:
         if record_id in self.deleted:
-            raise _RowError("ENTITY_IS_DELETED", "entity is deleted")
+            raise RowError("ENTITY_IS_DELETED", "entity is deleted")
         for table in self.records.values():
             if record_id in table:
                 if self.row_fails(request):
-                    raise _RowError(
+                    raise RowError(
                         "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"
                     )
                 del table[record_id]
                 self.deleted.add(record_id)
                 return
-        raise _RowError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+        raise RowError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
 
     def _collection_delete(self, request: Request) -> Response:
         ids = [value for value in (request.query_value("ids") or "").split(",") if value]
@@ -471,8 +464,10 @@ class SalesforceEmulator(Emulator):
         for record_id in ids:
             try:
                 self._delete_row(request, record_id)
-            except _RowError as error:
-                results.append({"id": record_id, "success": False, "errors": [error.as_json]})
+            except RowError as error:
+                results.append(
+                    {"id": record_id, "success": False, "errors": [_row_error_json(error)]}
+                )
                 continue
             results.append({"id": record_id, "success": True, "errors": []})
         if all_or_none and any(not result["success"] for result in results):
@@ -585,7 +580,7 @@ class SalesforceEmulator(Emulator):
             line_ending=body.get("lineEnding", "LF"),
             delimiter=_DELIMITERS[body.get("columnDelimiter", "COMMA")],
             api_version=request.params["version"],
-            created_at=_now(),
+            created_at=utc_timestamp("+0000", whole_seconds=True),
         )
         self._next_job += 1
         self.jobs[job.id] = job
@@ -656,8 +651,8 @@ class SalesforceEmulator(Emulator):
             fields = {name: value for name, value in row.items() if value not in ("", None)}
             try:
                 record_id, created = self._bulk_row(request, job, fields)
-            except _RowError as error:
-                failure = error.as_json
+            except RowError as error:
+                failure = _row_error_json(error)
                 job.failed.append(
                     {
                         "sf__Id": "",
@@ -680,10 +675,10 @@ class SalesforceEmulator(Emulator):
             return record_id, False
         if job.operation == "insert":
             if "Id" in fields:
-                raise _RowError("INVALID_FIELD", "Cannot specify Id in an insert call", ["Id"])
+                raise RowError("INVALID_FIELD", "Cannot specify Id in an insert call", ["Id"])
             self._check_fields(job.object, fields, creating=True)
             if self.row_fails(request):
-                raise _RowError(
+                raise RowError(
                     "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"
                 )
             record_id = self._new_id(job.object)
@@ -691,12 +686,10 @@ class SalesforceEmulator(Emulator):
             return record_id, True
         record = self.records.get(job.object, {}).get(fields.get("Id", ""))
         if record is None:
-            raise _RowError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["Id"])
+            raise RowError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["Id"])
         self._check_fields(job.object, fields, creating=False)
         if self.row_fails(request):
-            raise _RowError(
-                "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"
-            )
+            raise RowError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
         record.update(fields)
         return record["Id"], False
 

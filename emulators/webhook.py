@@ -105,6 +105,7 @@ def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> di
 
 class WebhookEmulator(Emulator):
     name: ClassVar[str] = "webhook"
+    default_token: ClassVar[str] = "test-secret"
 
     def __init__(
         self,
@@ -114,7 +115,6 @@ class WebhookEmulator(Emulator):
         tolerance_seconds: float = 300.0,
         **options: Any,
     ) -> None:
-        options.setdefault("token", "test-secret")
         super().__init__(**options)
         self.path = path
         self.max_records = max_records
