@@ -144,6 +144,11 @@ class Response:
     raw: bytes | None = None
     content_type: str = "application/json;charset=utf-8"
 
+    def with_retry_after(self, seconds: float) -> Response:
+        """This answer with ``Retry-After``, which every throttling answer carries."""
+        self.headers["Retry-After"] = retry_after_header(seconds)
+        return self
+
     def encode(self) -> bytes:
         if self.raw is not None:
             return self.raw
@@ -376,10 +381,8 @@ class Emulator:
 
     def error_throttled(self, request: Request, retry_after: float) -> Response:
         return Response(
-            429,
-            {"error": "rate_limited", "message": "too many requests"},
-            {"Retry-After": retry_after_header(retry_after)},
-        )
+            429, {"error": "rate_limited", "message": "too many requests"}
+        ).with_retry_after(retry_after)
 
     def error_server(self, request: Request, status: int) -> Response:
         return Response(status, {"error": "server_error", "message": "internal error"})

@@ -228,8 +228,7 @@ class GoogleEmulator(Emulator):
                 },
             ],
         )
-        response.headers["Retry-After"] = retry_after_header(retry_after)
-        return response
+        return response.with_retry_after(retry_after)
 
     def error_server(self, request: Request, status: int) -> Response:
         if status == 503:

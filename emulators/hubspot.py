@@ -50,7 +50,6 @@ from emulators.base import (
     Route,
     RowError,
     new_id,
-    retry_after_header,
     route,
     utc_timestamp,
 )
@@ -236,8 +235,7 @@ class HubSpotEmulator(Emulator):
                 "requestId": new_id(),
             },
         )
-        response.headers["Retry-After"] = retry_after_header(retry_after)
-        return response
+        return response.with_retry_after(retry_after)
 
     def error_server(self, request: Request, status: int) -> Response:
         return self._error(status, "INTERNAL_ERROR", "internal error")

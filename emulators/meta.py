@@ -57,7 +57,6 @@ from emulators.base import (
     Route,
     RowError,
     new_id,
-    retry_after_header,
     route,
 )
 
@@ -299,8 +298,7 @@ class MetaEmulator(Emulator):
             ]
         }
         response.headers["X-Business-Use-Case-Usage"] = json.dumps(usage)
-        response.headers["Retry-After"] = retry_after_header(retry_after)
-        return response
+        return response.with_retry_after(retry_after)
 
     def error_server(self, request: Request, status: int) -> Response:
         return self._graph_error(

@@ -61,7 +61,6 @@ from emulators.base import (
     Response,
     Route,
     RowError,
-    retry_after_header,
     route,
     utc_timestamp,
 )
@@ -263,8 +262,7 @@ class SalesforceEmulator(Emulator):
 
     def error_throttled(self, request: Request, retry_after: float) -> Response:
         response = _errors(403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")
-        response.headers["Retry-After"] = retry_after_header(retry_after)
-        return response
+        return response.with_retry_after(retry_after)
 
     def error_server(self, request: Request, status: int) -> Response:
         if status == 503:
