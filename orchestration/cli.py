@@ -1,18 +1,25 @@
 """The ``tessera`` command: run the pipeline without the UI.
 
 tessera generate --customers N --seed S [--target local|postgres]
-tessera run [--target local|postgres] [--vars '{"tessera_default_country": "GB"}'] [--output-dir D]
-tessera demo [--customers N] [--seed S] [--output-dir D]
+tessera run [--target local|postgres] [--vars '{tessera_default_country: GB}'] [--output-dir D]
+            [--verbose]
+tessera demo [--customers N] [--seed S] [--output-dir D] [--verbose]
 tessera explain <identifier> [--target local|postgres]
 tessera privacy report [--target local|postgres]
-tessera sync [--sync NAME ...] [--dry-run] [--force] [--full-resync] [--target local|postgres]
-             [--vars JSON]
+tessera sync [--sync NAME ...] [--dry-run] [--force] [--full-resync] [--retry-parked]
+             [--target local|postgres] [--vars YAML]
+
+``--vars`` takes YAML (JSON is YAML), as dbt does; the run resolves it once with dbt_project.yml's
+vars (orchestration/project.py) and every step reads the same values.
+
+Exit codes of ``tessera sync``: 0 when every sync succeeded or was skipped (a destination with
+none of its settings present); 2 when a sync ran but some rows failed or were parked; 1 when a
+sync failed or was aborted by a guard (and for any error before a sync ran).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,11 +28,12 @@ from typing import Any
 
 from orchestration.activation.config import SyncConfigError
 from orchestration.activation.destination import DestinationError
-from orchestration.activation.engine import SyncError, run_syncs
+from orchestration.activation.engine import SyncError, SyncResult, run_syncs
 from orchestration.dbt_project import DbtRunError
 from orchestration.demo.generator import SOURCE_TABLES, TRUTH_TABLES, generate
 from orchestration.identity.explain import ExplainError, explain, format_explanation
 from orchestration.predictive.clv import PredictiveInputError
+from orchestration.project import ConfigError, ProjectConfig
 from orchestration.reports import (
     format_privacy_report,
     format_staging_summary,
@@ -37,6 +45,7 @@ from orchestration.warehouse import TARGETS, Warehouse, WarehouseError, copy_duc
 
 DEMO_CUSTOMERS = 20_000
 OUTPUT_DIR = "output"
+SYNC_STATUSES = ("succeeded", "partial", "skipped", "dry_run", "aborted", "failed")
 
 
 def _say(message: str) -> None:
@@ -83,18 +92,6 @@ def generate_into(
     return data.row_counts
 
 
-def _parse_vars(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"--vars must be a JSON object, e.g. '{{\"key\": 1}}': {exc}") from None
-    if not isinstance(parsed, dict):
-        raise SystemExit(f"--vars must be a JSON object, got {type(parsed).__name__}")
-    return parsed
-
-
 def _cmd_generate(args: argparse.Namespace) -> None:
     warehouse = Warehouse.from_env(args.target)
     steps = _Steps()
@@ -107,13 +104,15 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     print(steps.report())
 
 
-def _run_job(warehouse: Warehouse, dbt_vars: dict[str, Any], output_dir: Path) -> int:
+def _run_job(
+    warehouse: Warehouse, config: ProjectConfig, output_dir: Path, verbose: bool = False
+) -> int:
     """Run the Dagster job of the UI in this process; print what it built and checked."""
     from orchestration.runner import run_full_build
 
     _say(f"Dagster job tessera_full_build on {warehouse.describe()}")
-    outcome = run_full_build(warehouse, dbt_vars, output_dir, say=_say)
-    summary = staging_summary(warehouse, dbt_vars.get("tessera_raw_schema", "raw"))
+    outcome = run_full_build(warehouse, config, output_dir, say=_say, verbose=verbose)
+    summary = staging_summary(warehouse, config.raw_schema)
     print(format_staging_summary(summary))
     identity = identity_summary(warehouse)
     if identity:
@@ -127,6 +126,9 @@ def _run_job(warehouse: Warehouse, dbt_vars: dict[str, Any], output_dir: Path) -
         return 0
     for failure in outcome.failures:
         _say(f"failed: {failure}")
+    if outcome.dbt_errors:
+        _say("dbt reported:")
+        print(outcome.dbt_errors)
     if outcome.skipped:
         _say(f"not run (upstream failed or blocked): {', '.join(outcome.skipped)}")
     return 1
@@ -134,7 +136,8 @@ def _run_job(warehouse: Warehouse, dbt_vars: dict[str, Any], output_dir: Path) -
 
 def _cmd_run(args: argparse.Namespace) -> int:
     warehouse = Warehouse.from_env(args.target)
-    return _run_job(warehouse, _parse_vars(args.vars), Path(args.output_dir))
+    config = ProjectConfig.load(args.vars)
+    return _run_job(warehouse, config, Path(args.output_dir), args.verbose)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -147,30 +150,45 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     status = steps.run(
         "Dagster job tessera_full_build",
-        lambda: _run_job(warehouse, {}, Path(args.output_dir)),
+        lambda: _run_job(warehouse, ProjectConfig.load(), Path(args.output_dir), args.verbose),
     )
     print(steps.report())
     return status
 
 
-def _cmd_sync(args: argparse.Namespace) -> int:
-    from orchestration.predictive.features import project_vars
+#: ``tessera sync`` exit codes (module docstring).
+EXIT_ROWS_FAILED = 2
+EXIT_SYNC_FAILED = 1
 
+
+def sync_exit_code(results: Sequence[SyncResult]) -> int:
+    statuses = {result.status for result in results}
+    if statuses & {"failed", "aborted", "interrupted"}:
+        return EXIT_SYNC_FAILED
+    if "partial" in statuses:
+        return EXIT_ROWS_FAILED
+    return 0
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
     warehouse = Warehouse.from_env(args.target)
-    dbt_vars = {**project_vars(), **_parse_vars(args.vars)}
+    config = ProjectConfig.load(args.vars)
     results = run_syncs(
         warehouse,
         names=args.sync,
         dry_run=args.dry_run,
         force=args.force,
         full_resync=args.full_resync,
-        dbt_vars=dbt_vars,
+        retry_parked=args.retry_parked,
+        dbt_vars=config.values,
         progress=_say,
     )
     if not results:
         _say("no syncs declared in models/audiences")
-    stopped = [result.sync for result in results if result.status in ("failed", "aborted")]
-    return 1 if stopped else 0
+    counts = {status: sum(1 for r in results if r.status == status) for status in SYNC_STATUSES}
+    if results:
+        _say("syncs: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    return sync_exit_code(results)
 
 
 def _cmd_explain(args: argparse.Namespace) -> None:
@@ -203,6 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_target(gen)
     gen.set_defaults(func=_cmd_generate)
 
+    def add_vars(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--vars",
+            metavar="YAML",
+            help="dbt var overrides as YAML or JSON, as dbt takes them: "
+            "'{tessera_clv_time_unit: day}'",
+        )
+
+    def add_verbose(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--verbose", action="store_true", help="stream dbt's log instead of writing a file"
+        )
+
     def add_output_dir(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--output-dir",
@@ -213,9 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="build the pipeline (dbt seed, run and test), then CLV and churn"
     )
-    run.add_argument("--vars", help="dbt vars as a JSON object")
+    add_vars(run)
     add_target(run)
     add_output_dir(run)
+    add_verbose(run)
     run.set_defaults(func=_cmd_run)
 
     demo = commands.add_parser("demo", help="generate demo data, then build everything")
@@ -223,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     add_target(demo)
     add_output_dir(demo)
+    add_verbose(demo)
     demo.set_defaults(func=_cmd_demo)
 
     why = commands.add_parser(
@@ -250,7 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="send every member again, whatever was sent before; remove nobody but erased "
         "customers (a Meta mirror replaces the audience with usersreplace)",
     )
-    sync.add_argument("--vars", help="dbt vars as a JSON object")
+    sync.add_argument(
+        "--retry-parked",
+        action="store_true",
+        help="send again the rows parked after the destination refused them "
+        "tessera_sync_max_row_attempts times",
+    )
+    add_vars(sync)
     add_target(sync)
     sync.set_defaults(func=_cmd_sync)
 
@@ -280,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = args.func(args)
     except (
         WarehouseError,
+        ConfigError,
         DbtRunError,
         ExplainError,
         PredictiveInputError,

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,11 +76,6 @@ def read_project_file(project: Path) -> dict[str, Any]:
     return yaml.safe_load((project / "dbt_project.yml").read_text()) or {}
 
 
-def project_var(project: Path, name: str, default: Any) -> Any:
-    """A dbt var's value in dbt_project.yml, or ``default`` when the project does not set it."""
-    return (read_project_file(project).get("vars") or {}).get(name, default)
-
-
 def dbt_executable() -> str:
     """dbt beside the running Python (a virtualenv that is not activated), else dbt on PATH."""
     beside = Path(sys.executable).parent / "dbt"
@@ -110,11 +105,15 @@ def _newest_project_file(project: Path) -> float:
 
 
 def prepare_manifest(
-    project: DbtProject, adapter: str, env: Mapping[str, str] | None = None
+    project: DbtProject,
+    adapter: str,
+    env: Mapping[str, str] | None = None,
+    vars_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The project's manifest, parsed first when missing, older than a project file, or parsed
-    for another adapter (``duckdb``, ``postgres``) or another profile environment ``env`` (the
-    ``TESSERA_*`` variables of the warehouse).
+    for another adapter (``duckdb``, ``postgres``), another profile environment ``env`` (the
+    ``TESSERA_*`` variables of the warehouse) or other var overrides (``vars_args``: the
+    ``--vars`` of the run, ``ProjectConfig.dbt_args``), which decide the sources' schemas.
 
     Parsing with the warehouse's environment matters for speed: dbt keeps its partial-parse
     state beside the manifest and drops it when the profile it renders changed, so each dbt step
@@ -122,7 +121,8 @@ def prepare_manifest(
     """
     path = project.manifest_path
     stamp = path.with_name("tessera_profile.sha256")
-    profile = hashlib.sha256(json.dumps(dict(env or {}), sort_keys=True).encode()).hexdigest()
+    parsed_with = {"env": dict(env or {}), "vars": list(vars_args)}
+    profile = hashlib.sha256(json.dumps(parsed_with, sort_keys=True).encode()).hexdigest()
     if path.exists() and path.stat().st_mtime >= _newest_project_file(project.project_dir):
         manifest = json.loads(path.read_text())
         same_profile = stamp.exists() and stamp.read_text() == profile
@@ -131,7 +131,7 @@ def prepare_manifest(
     # The preparer's own DbtCliResource looks for dbt on PATH only.
     parse = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
     with _environment(env or {}):
-        parse.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+        parse.cli(["parse", "--quiet", *vars_args], target_path=project.target_path).wait()
     stamp.write_text(profile)
     return json.loads(path.read_text())
 

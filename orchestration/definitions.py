@@ -7,6 +7,7 @@ orchestration/dbt_assets.py). ``build_defs(warehouse)`` builds the same for a gi
 """
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,6 @@ from orchestration.dbt_assets import (
     build_dbt_assets,
     dbt_executable,
     prepare_manifest,
-    project_var,
     raw_table_specs,
     raw_tables,
     relation_name,
@@ -27,12 +27,9 @@ from orchestration.dbt_assets import (
 )
 from orchestration.dbt_project import project_dir
 from orchestration.predictive.assets import build_predictive_assets
+from orchestration.project import VARS_ENV, ProjectConfig
 from orchestration.quality.expectations import build_expectation_checks, load_suites
-from orchestration.quality.identity_health import (
-    DEFAULT_MAX_IDENTIFIERS_PER_CUSTOMER,
-    IdentityRelations,
-    build_identity_health_check,
-)
+from orchestration.quality.identity_health import IdentityRelations, build_identity_health_check
 from orchestration.resources import RunSettings, WarehouseResource
 from orchestration.warehouse import Warehouse, WarehouseError
 
@@ -146,18 +143,21 @@ def build_defs(
     settings: RunSettings | None = None,
     loggers: Mapping[str, dg.LoggerDefinition] | None = None,
 ) -> dg.Definitions:
-    """Tessera's definitions on ``warehouse``; ``settings`` (dbt vars, output folder) default to
-    the project's, ``loggers`` to Dagster's console logger."""
+    """Tessera's definitions on ``warehouse``; ``settings`` (var overrides, output folder)
+    default to the project's, ``loggers`` to Dagster's console logger.
+
+    The manifest is parsed with the settings' vars, so the raw tables (and the sensor counting
+    them) are the ones dbt reads, ``tessera_raw_schema`` included.
+    """
+    settings = settings or RunSettings.of(output_dir=project_dir() / "output")
+    config = settings.config()
     project = tessera_dbt_project(warehouse.target)
-    manifest = prepare_manifest(project, ADAPTERS[warehouse.target], warehouse.dbt_env())
+    manifest = prepare_manifest(
+        project, ADAPTERS[warehouse.target], warehouse.dbt_env(), config.dbt_args()
+    )
     dbt_assets = build_dbt_assets(project, manifest)
 
-    tables = raw_tables(manifest, project_var(project.project_dir, "tessera_raw_schema", "raw"))
-    max_identifiers = project_var(
-        project.project_dir,
-        "tessera_max_identifiers_per_customer",
-        DEFAULT_MAX_IDENTIFIERS_PER_CUSTOMER,
-    )
+    tables = raw_tables(manifest, config.raw_schema)
     identity_health = build_identity_health_check(
         get_asset_key_for_model([dbt_assets], "identity_customer_map"),
         IdentityRelations(
@@ -165,7 +165,6 @@ def build_defs(
             registry=relation_name(manifest, "identity_customer_registry"),
             merge_log=relation_name(manifest, "identity_merge_log"),
         ),
-        int(max_identifiers),
     )
 
     full_build = dg.define_asset_job(
@@ -195,7 +194,7 @@ def build_defs(
                 project_dir=project, target=warehouse.target, dbt_executable=dbt_executable()
             ),
             "warehouse": WarehouseResource.for_warehouse(warehouse),
-            "settings": settings or RunSettings.of(output_dir=project_dir() / "output"),
+            "settings": settings,
         },
         loggers=dict(loggers) if loggers else None,
         # DuckDB allows one writing process: run the steps of a run one after another.
@@ -205,4 +204,7 @@ def build_defs(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_defs(Warehouse.from_env())
+    warehouse = Warehouse.from_env()
+    # A deployment (``make ui``, the daemon) gives its var overrides in TESSERA_VARS, as YAML.
+    config = ProjectConfig.load(os.environ.get(VARS_ENV))
+    return build_defs(warehouse, RunSettings.of(config, output_dir=project_dir() / "output"))

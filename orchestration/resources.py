@@ -3,7 +3,6 @@ of a run (dbt vars, the output folder) that ``tessera run`` passes to the same j
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import dagster as dg
 
 from orchestration.dbt_project import _environment
+from orchestration.project import ProjectConfig
 from orchestration.warehouse import PostgresSettings, Warehouse
 
 
@@ -69,26 +69,27 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class RunSettings(dg.ConfigurableResource):
-    """What a run adds to the project's defaults: dbt vars (a JSON object, as ``--vars``) for
-    the dbt build, the predictive step and the syncs, and the folder plots are written to."""
+    """What a run adds to the project: var overrides (YAML or JSON text, as ``--vars``) and the
+    folder plots are written to. Every step reads the vars through ``config()``: dbt gets the
+    overrides, the predictive step, the checks and the syncs the checked, merged values."""
 
     dbt_vars: str = "{}"
     output_dir: str = "output"
 
     @classmethod
-    def of(cls, dbt_vars: dict[str, Any] | None = None, output_dir: Path | None = None):
+    def of(cls, config: ProjectConfig | None = None, output_dir: Path | None = None) -> RunSettings:
         return cls(
-            dbt_vars=json.dumps(dbt_vars or {}, sort_keys=True),
+            dbt_vars=config.overrides_json() if config is not None else "{}",
             output_dir=str(output_dir) if output_dir is not None else "output",
         )
 
+    def config(self) -> ProjectConfig:
+        return ProjectConfig.load(self.dbt_vars)
+
     def vars(self) -> dict[str, Any]:
-        parsed = json.loads(self.dbt_vars or "{}")
-        if not isinstance(parsed, dict):
-            raise ValueError(f"dbt_vars must be a JSON object, got {self.dbt_vars!r}")
-        return parsed
+        """Every var as dbt sees it: dbt_project.yml's, the overrides winning."""
+        return self.config().values
 
     def dbt_args(self) -> list[str]:
-        """``--vars`` for a dbt command, when there are any."""
-        values = self.vars()
-        return ["--vars", json.dumps(values, sort_keys=True)] if values else []
+        """``--vars`` for a dbt command, when there are overrides."""
+        return self.config().dbt_args()

@@ -6,24 +6,38 @@ UI. Progress is printed as the run goes, from a Dagster logger: each step as it 
 each asset as it is built (``[12/97]``), every check that fails, and what the Python steps say
 (the predictive summary, each sync's counts, a skipped sync's reason). The run's events live in
 an ephemeral instance: the command line keeps no run history (the UI, ``make ui``, does).
+
+dbt's own log (every model and test dagster-dbt echoes to standard output) goes to a file under
+``.tessera/logs`` whose path is printed first; when the run fails, dbt's summary of the errors is
+read back from it (``JobOutcome.dbt_errors``) so the failing model's error is printed in full.
+``verbose`` streams dbt's log instead, and prints every step's start and every asset built.
 """
 
+import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from orchestration.dbt_project import project_dir
 from orchestration.definitions import JOB_NAME, build_defs
+from orchestration.project import ProjectConfig
 from orchestration.resources import RunSettings
 from orchestration.warehouse import Warehouse
 
 #: Steps whose INFO lines are their own progress (dbt's step logs a line per dbt event; its
 #: progress is the assets it builds).
 _QUIET_STEP_PREFIXES = ("tessera_dbt",)
+#: Without ``verbose``, one progress line per this many assets built (and each step's last).
+_BUILT_EVERY = 10
+#: dbt's summary of a failed command starts with this line ("Completed with 1 error ...").
+_DBT_SUMMARY = "Completed with"
 
 
 @dataclass
@@ -43,6 +57,10 @@ class JobOutcome:
     checks_failed: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Where dbt's log went (None: streamed, ``verbose``).
+    log_path: Path | None = None
+    #: dbt's summary of its errors, read from the log when the run failed.
+    dbt_errors: str = ""
 
     def report(self) -> str:
         width = max([len(step.key) for step in self.steps] + [20]) + 2
@@ -58,9 +76,14 @@ class JobOutcome:
 class _ProgressHandler(logging.Handler):
     """Turns the run's log records (with their Dagster events) into progress lines."""
 
-    def __init__(self, say: Callable[[str], None]) -> None:
+    def __init__(
+        self, say: Callable[[str], None], log: Callable[[str], None], verbose: bool
+    ) -> None:
         super().__init__(level=logging.DEBUG)
         self.say = say
+        #: Where the lines a user does not need go: dbt's chatter, each step's start.
+        self.log = log
+        self.verbose = verbose
         #: Assets the job will build, for ``[n/planned]``; set once the job is resolved.
         self.planned = 0
         self.outcome = JobOutcome(success=False)
@@ -78,16 +101,16 @@ class _ProgressHandler(logging.Handler):
         step = meta.get("step_key") or ""
         if event is None:
             message = meta.get("orig_message") or record.getMessage()
-            quiet = step.startswith(_QUIET_STEP_PREFIXES) and record.levelno < logging.WARNING
-            if step and not quiet and record.levelno >= logging.INFO:
-                self.say(f"{step}: {message}")
+            quiet = step.startswith(_QUIET_STEP_PREFIXES) and record.levelno < logging.ERROR
+            if step and record.levelno >= logging.INFO:
+                (self.log if quiet else self.say)(f"{step}: {message}")
             return
         kind = event.event_type_value
         outcome = self.outcome
         if kind == "STEP_START":
             self._steps[step] = StepTiming(step, time.perf_counter())
             outcome.steps.append(self._steps[step])
-            self.say(f"step {step} started")
+            (self.say if self.verbose else self.log)(f"step {step} started")
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
             timing = self._steps.get(step)
             status = "succeeded" if kind == "STEP_SUCCESS" else "failed"
@@ -114,7 +137,9 @@ class _ProgressHandler(logging.Handler):
         elif kind == "ASSET_MATERIALIZATION":
             outcome.materialized += 1
             key = event.asset_key.to_user_string() if event.asset_key else step
-            self.say(f"[{outcome.materialized}/{self.planned}] built {key}")
+            line = f"[{outcome.materialized}/{self.planned}] built {key}"
+            shown = self.verbose or outcome.materialized % _BUILT_EVERY == 0
+            (self.say if shown or outcome.materialized == self.planned else self.log)(line)
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
@@ -129,12 +154,47 @@ class _ProgressHandler(logging.Handler):
 
 def run_full_build(
     warehouse: Warehouse,
-    dbt_vars: Mapping[str, Any] | None = None,
+    config: ProjectConfig | None = None,
     output_dir: Path | None = None,
     say: Callable[[str], None] = print,
+    verbose: bool = False,
 ) -> JobOutcome:
     """Run ``tessera_full_build`` on ``warehouse`` in this process, saying what happens."""
-    handler = _ProgressHandler(say)
+    config = config or ProjectConfig.load()
+    if verbose:
+        return _run(warehouse, config, output_dir, say, say, verbose=True)
+    folder = project_dir() / ".tessera" / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    say(f"dbt's log: {path}")
+    with open(path, "w", encoding="utf-8") as log_file:
+        terminal = sys.stdout
+
+        def to_terminal(message: str) -> None:
+            with contextlib.redirect_stdout(terminal):
+                say(message)
+
+        def to_log(message: str) -> None:
+            log_file.write(message + "\n")
+
+        # dagster-dbt echoes dbt's log to standard output: into the file.
+        with contextlib.redirect_stdout(log_file):
+            outcome = _run(warehouse, config, output_dir, to_terminal, to_log, verbose=False)
+    outcome.log_path = path
+    if not outcome.success:
+        outcome.dbt_errors = dbt_error_summary(path.read_text(encoding="utf-8"))
+    return outcome
+
+
+def _run(
+    warehouse: Warehouse,
+    config: ProjectConfig,
+    output_dir: Path | None,
+    say: Callable[[str], None],
+    log: Callable[[str], None],
+    verbose: bool,
+) -> JobOutcome:
+    handler = _ProgressHandler(say, log, verbose)
 
     @dg.logger(description="Tessera's command-line progress.")
     def progress_logger(_context: dg.InitLoggerContext) -> logging.Logger:
@@ -142,7 +202,7 @@ def run_full_build(
         logger.addHandler(handler)
         return logger
 
-    settings = RunSettings.of(dict(dbt_vars or {}), output_dir)
+    settings = RunSettings.of(config, output_dir)
     defs = build_defs(warehouse, settings, loggers={"progress": progress_logger})
     job = defs.resolve_job_def(JOB_NAME)
     graph = defs.resolve_asset_graph()
@@ -155,3 +215,19 @@ def run_full_build(
         )
     handler.outcome.success = result.success
     return handler.outcome
+
+
+def dbt_error_summary(log: str) -> str:
+    """dbt's own account of what failed: from its last "Completed with N errors" line to the
+    end of that command's output (every failing node with its full error), else ""."""
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if _DBT_SUMMARY in line]
+    if not starts:
+        return ""
+    summary = []
+    for line in lines[starts[-1] :]:
+        if line.startswith("Done. PASS="):
+            summary.append(line)
+            break
+        summary.append(line)
+    return "\n".join(summary).strip()

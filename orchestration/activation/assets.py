@@ -102,13 +102,11 @@ def _sync_asset(
             context.log.warning(f"sync {spec.name} skipped: {reason}")
             yield dg.AssetObservation(asset_key=sync_key(spec.name), metadata={"skipped": reason})
             return
-        from orchestration.predictive.features import project_vars
-
         result = run_sync(
             spec,
             warehouse.get(),
             destinations,
-            dbt_vars={**project_vars(), **settings.vars()},
+            dbt_vars=settings.vars(),
         )
         context.log.info(result.format())
         if result.status == "aborted":

@@ -8,17 +8,15 @@ it: the churn classifier trains on it and the BG/NBD fit is checked against it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from orchestration.dbt_project import project_dir
 from orchestration.predictive.clv import DAYS_PER_TIME_UNIT, PredictiveInputError
+from orchestration.project import ProjectConfig
 from orchestration.warehouse import Warehouse
 
 FEATURES_SCHEMA = "marts"
@@ -69,49 +67,23 @@ class PredictiveSettings:
     def from_vars(
         cls, dbt_vars: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
     ) -> PredictiveSettings:
-        merged = {**(project_vars() if defaults is None else defaults), **dbt_vars}
-        unit = merged.get("tessera_clv_time_unit")
-        if unit not in DAYS_PER_TIME_UNIT:
-            raise PredictiveInputError(f"tessera_clv_time_unit must be day or week, got {unit!r}")
-        end = merged.get("tessera_clv_calibration_end")
-        if end not in (None, "") and not isinstance(end, date):
-            try:
-                end = date.fromisoformat(str(end))
-            except ValueError:
-                raise PredictiveInputError(
-                    f"tessera_clv_calibration_end must be a date 'YYYY-MM-DD' or null, got {end!r}"
-                ) from None
-        horizon = _number(merged, "tessera_clv_horizon")
-        if horizon <= 0:
-            raise PredictiveInputError(f"tessera_clv_horizon must be positive, got {horizon}")
-        rate = _number(merged, "tessera_clv_discount_rate")
-        if rate < 0:
-            raise PredictiveInputError(f"tessera_clv_discount_rate must be 0 or more, got {rate}")
-        window = _number(merged, "tessera_churn_window_days")
-        if window < 1 or window != int(window):
-            raise PredictiveInputError(
-                f"tessera_churn_window_days must be a whole number of days, 1 or more, got {window}"
-            )
+        """From overrides ``dbt_vars`` of the project's vars (or of ``defaults``), checked by
+        the project configuration (orchestration/project.py)."""
+        if defaults is None:
+            config = ProjectConfig.load(dbt_vars)
+        else:
+            config = ProjectConfig(defaults=defaults, overrides=dict(dbt_vars))
+        return cls.from_config(config)
+
+    @classmethod
+    def from_config(cls, config: ProjectConfig) -> PredictiveSettings:
         return cls(
-            time_unit=unit,
-            calibration_end=end or None,
-            horizon=horizon,
-            discount_rate=rate,
-            churn_window_days=int(window),
+            time_unit=config["tessera_clv_time_unit"],
+            calibration_end=config["tessera_clv_calibration_end"],
+            horizon=config["tessera_clv_horizon"],
+            discount_rate=config["tessera_clv_discount_rate"],
+            churn_window_days=config["tessera_churn_window_days"],
         )
-
-
-def _number(values: Mapping[str, Any], name: str) -> float:
-    value = values.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PredictiveInputError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def project_vars() -> dict[str, Any]:
-    """The vars of dbt_project.yml: the defaults ``--vars`` override, as dbt sees them."""
-    with open(project_dir() / "dbt_project.yml", encoding="utf-8") as handle:
-        return dict(yaml.safe_load(handle).get("vars") or {})
 
 
 def read_table(warehouse: Warehouse, schema: str, table: str) -> pd.DataFrame:

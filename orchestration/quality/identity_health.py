@@ -17,11 +17,8 @@ from datetime import datetime
 
 import dagster as dg
 
-from orchestration.resources import WarehouseResource
+from orchestration.resources import RunSettings, WarehouseResource
 from orchestration.warehouse import Warehouse
-
-# The identity limits' own cap (dbt_project.yml); used when the project does not set the var.
-DEFAULT_MAX_IDENTIFIERS_PER_CUSTOMER = 250
 
 
 @dataclass(frozen=True)
@@ -117,8 +114,11 @@ def identity_health_result(health: IdentityHealth, max_identifiers: int) -> dg.A
 
 
 def build_identity_health_check(
-    asset_key: dg.AssetKey, relations: IdentityRelations, max_identifiers: int
+    asset_key: dg.AssetKey, relations: IdentityRelations
 ) -> dg.AssetChecksDefinition:
+    """The check, with the limit of the run's configuration (``--vars`` included), the same
+    value dbt's identity limits used."""
+
     @dg.asset_check(
         asset=asset_key,
         name="identity_health",
@@ -129,8 +129,8 @@ def build_identity_health_check(
             "var tessera_max_identifiers_per_customer."
         ),
     )
-    def identity_health(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def identity_health(warehouse: WarehouseResource, settings: RunSettings) -> dg.AssetCheckResult:
         health = measure_identity_health(warehouse.get(), relations)
-        return identity_health_result(health, max_identifiers)
+        return identity_health_result(health, settings.config().max_identifiers_per_customer)
 
     return identity_health

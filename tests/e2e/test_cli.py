@@ -49,20 +49,27 @@ def test_demo_then_run_print_what_they_did(tmp_path: Path) -> None:
     # The Dagster job of the UI ran in the process, saying what it built as it went.
     assert re.search(r"Dagster job tessera_full_build\s+\d+\.\d", first.stdout)
     built = re.findall(r"\[(\d+)/(\d+)\] built ", first.stdout)
-    assert [int(n) for n, _ in built] == list(range(1, len(built) + 1))
-    # Every asset but the 5 syncs to destinations that need an account, which are skipped.
-    assert len(built) == int(built[-1][1]) - 5 > 50
+    # A line per ten assets built; every asset but the 5 syncs to destinations that need an
+    # account, which are skipped.
+    planned = int(built[-1][1])
+    assert [int(n) for n, _ in built] == list(range(10, planned - 5, 10))
+    checks = re.search(r"([\d,]+) assets built, ([\d,]+) checks passed, 0 failed", first.stdout)
+    assert checks and int(checks[1]) == planned - 5 > 50, first.stdout
+    # dbt's log went to the file named, not to the terminal: what a user reads stays short.
+    log = re.search(r"dbt's log: (\S+)", first.stdout)
+    assert log and "Done. PASS=" in Path(log[1]).read_text(), first.stdout
+    assert not re.search(r"\d+ of \d+ START", first.stdout)
+    assert len(first.stdout.splitlines()) < 150
     assert "sync repeat_buyers_meta skipped: meta is not configured" in first.stdout
     assert re.search(r"sync browse_abandoners_file: succeeded; planned adds \d+", first.stdout)
     assert re.search(r"predictive: [\d,]+ customers scored", first.stdout)
-    checks = re.search(r"([\d,]+) assets built, ([\d,]+) checks passed, 0 failed", first.stdout)
-    assert checks and int(checks[2].replace(",", "")) > 100, first.stdout
+    assert int(checks[2].replace(",", "")) > 100, first.stdout
     stitched = re.search(r"identity: ([\d,]+) customers from ([\d,]+) linkable", first.stdout)
     assert stitched, first.stdout
     assert 300 < int(stitched[1].replace(",", "")) < int(stitched[2].replace(",", ""))
 
-    # `tessera run` runs the same job again over the same raw data.
-    second = _tessera("run", env=env)
+    # `tessera run` runs the same job again over the same raw data, with vars in dbt's YAML form.
+    second = _tessera("run", "--vars", "{tessera_max_identifiers_per_customer: 500}", env=env)
     assert second.returncode == 0, second.stderr + second.stdout
     assert _summary(second.stdout) == summary
     # The same data again: every customer keeps its id, nothing merges or splits.
@@ -75,6 +82,15 @@ def test_demo_then_run_print_what_they_did(tmp_path: Path) -> None:
     assert re.search(r"email_marketing\s+[\d,]+\s+\d+\.\d%", privacy.stdout)
     # The demo syncs every audience after the build: nothing erased is still held anywhere.
     assert "pending deletions: 0" in privacy.stdout
+
+    # `tessera sync` as the job does it: the unconfigured destinations are skipped, exit 0.
+    sync = _tessera("sync", env=env)
+    assert sync.returncode == 0, sync.stderr + sync.stdout
+    assert "syncs: 3 succeeded, 5 skipped" in sync.stdout
+    # A bad var is refused before anything runs, naming it.
+    bad = _tessera("sync", "--vars", "{tessera_sync_max_delete_fraction: 2}", env=env)
+    assert bad.returncode == 1
+    assert "tessera_sync_max_delete_fraction must be a number from 0 to 1, got 2" in bad.stderr
 
 
 def test_generate_writes_the_same_rows_to_duckdb_and_postgres(

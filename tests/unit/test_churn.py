@@ -10,8 +10,9 @@ import pytest
 
 from orchestration.predictive import churn
 from orchestration.predictive.clv import PredictiveInputError
-from orchestration.predictive.features import PredictiveSettings, project_vars
+from orchestration.predictive.features import PredictiveSettings
 from orchestration.predictive.pipeline import holdout_by_frequency, predict
+from orchestration.project import ConfigError, ProjectConfig
 
 SETTINGS = PredictiveSettings(
     time_unit="week", calibration_end=None, horizon=52, discount_rate=0.1, churn_window_days=91
@@ -119,7 +120,7 @@ def test_holdout_comparison_gathers_high_frequencies_in_one_bar() -> None:
 
 
 def test_settings_default_to_dbt_project_vars_and_are_checked() -> None:
-    defaults = PredictiveSettings.from_vars({}, project_vars())
+    defaults = PredictiveSettings.from_vars({}, ProjectConfig.load().defaults)
     assert defaults == PredictiveSettings(
         time_unit="week",
         calibration_end=None,
@@ -129,18 +130,18 @@ def test_settings_default_to_dbt_project_vars_and_are_checked() -> None:
     )
     custom = PredictiveSettings.from_vars(
         {"tessera_clv_time_unit": "day", "tessera_clv_calibration_end": "2026-03-01"},
-        project_vars(),
+        ProjectConfig.load().defaults,
     )
     assert (custom.time_unit, custom.calibration_end) == ("day", date(2026, 3, 1))
     assert custom.churn_window == 90.0
     for bad, message in (
         ({"tessera_clv_time_unit": "month"}, "day or week"),
         ({"tessera_clv_calibration_end": "March"}, "YYYY-MM-DD"),
-        ({"tessera_churn_window_days": 0}, "whole number of days"),
+        ({"tessera_churn_window_days": 0}, "whole number, 1 or more"),
         ({"tessera_clv_horizon": "52"}, "must be a number"),
     ):
-        with pytest.raises(PredictiveInputError, match=message):
-            PredictiveSettings.from_vars(bad, project_vars())
+        with pytest.raises(ConfigError, match=message):
+            PredictiveSettings.from_vars(bad, ProjectConfig.load().defaults)
 
 
 def test_an_empty_feature_table_is_an_error_that_says_so() -> None:

@@ -1,0 +1,321 @@
+"""The one project configuration: the vars of dbt_project.yml with a run's overrides, checked.
+
+A run resolves it once (``ProjectConfig.load``) and hands the same object to every consumer:
+dbt gets the overrides as ``--vars`` (so dbt merges them exactly as the rest of Tessera does),
+the predictive step, the identity-health check, the raw-rows sensor and the syncs read the
+merged values from it. Overrides are YAML, a superset of JSON, as dbt parses ``--vars``:
+``{tessera_clv_time_unit: week}`` and ``{"tessera_clv_time_unit": "week"}`` are the same.
+
+Known vars (the ``tessera_`` ones dbt_project.yml declares) are checked when the configuration is
+loaded, and an error names the var and what it must be; a ``tessera_`` var the project does not
+declare is refused (a typo would otherwise be ignored silently), with the closest known name.
+Vars without the prefix pass through untouched: they belong to the user's own models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import functools
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestration.dbt_project import project_dir
+
+PREFIX = "tessera_"
+#: The environment variable a deployment (``dagster dev``, the daemon) sets its overrides in.
+VARS_ENV = "TESSERA_VARS"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+class ConfigError(ValueError):
+    """A var's value (or the overrides' text) is unusable; the message names the var."""
+
+
+def parse_vars(text: str | Mapping[str, Any] | None, where: str = "--vars") -> dict[str, Any]:
+    """Overrides from YAML text (JSON is YAML) or a mapping; ``where`` names them in errors."""
+    if text is None or text == "":
+        return {}
+    if isinstance(text, Mapping):
+        parsed: Any = dict(text)
+    else:
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(
+                f"{where} is not valid YAML ({problem}); write it as dbt does, "
+                "e.g. '{tessera_clv_time_unit: week}'"
+            ) from None
+    if parsed is None:
+        return {}
+    if not isinstance(parsed, dict):
+        raise ConfigError(
+            f"{where} must be a mapping of var names to values, e.g. "
+            f"'{{tessera_clv_time_unit: week}}', got {type(parsed).__name__} {parsed!r}"
+        )
+    for name in parsed:
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: var names are text, got {name!r}")
+    return parsed
+
+
+# Checks of the known vars: each returns the value as consumers use it, or raises ValueError
+# saying what the value must be (the var's name is added by ``_check``).
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty text")
+    return value
+
+
+def _identifier(value: Any) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise ValueError("must be a schema or table name (letters, digits, _)")
+    return value
+
+
+def _country(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{2}", value):
+        raise ValueError("must be a two-letter ISO 3166 country code such as US or GB")
+    return value.upper()
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("must be a number")
+    return float(value)
+
+
+def _positive(value: Any) -> float:
+    number = _number(value)
+    if number <= 0:
+        raise ValueError("must be a positive number")
+    return number
+
+
+def _at_least_zero(value: Any) -> float:
+    number = _number(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def _fraction(value: Any) -> float:
+    number = _number(value)
+    if not 0 <= number <= 1:
+        raise ValueError("must be a number from 0 to 1")
+    return number
+
+
+def _whole(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise ValueError(f"must be a whole number, {minimum} or more")
+        if value < minimum:
+            raise ValueError(f"must be a whole number, {minimum} or more")
+        return int(value)
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be {' or '.join(choices)}")
+        return value
+
+    return check
+
+
+def _date_or_null(value: Any) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError("must be a date 'YYYY-MM-DD' or null") from None
+
+
+def _instant_or_null(value: Any) -> Any:
+    if value in (None, "") or isinstance(value, dt.date):
+        return value
+    try:
+        dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError("must be 'YYYY-MM-DD', 'YYYY-MM-DD HH:MM:SS' or null") from None
+    return value
+
+
+def _names(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ValueError("must be a list of names")
+    return value
+
+
+def _counts_by_type(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of identifier type to a whole number")
+    for name, count in value.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"{name} must be a whole number, 1 or more, got {count!r}")
+    return value
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping")
+    return value
+
+
+def _regex(value: Any) -> str:
+    text = _text(value)
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"must be a regular expression ({exc})") from None
+    return text
+
+
+def _risk_tiers(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict) or set(value) != {"high", "medium"}:
+        raise ValueError("must be {high: <probability>, medium: <probability>}")
+    high, medium = _fraction(value["high"]), _fraction(value["medium"])
+    if medium > high:
+        raise ValueError(f"medium ({medium:g}) must not be above high ({high:g})")
+    return {"high": high, "medium": medium}
+
+
+_TABLE_VARS = (
+    "identifies",
+    "tracks",
+    "pages",
+    "orders",
+    "crm_contacts",
+    "support_tickets",
+    "consents",
+    "deletion_requests",
+)
+
+#: Known var -> check. A var dbt_project.yml declares and this table does not is passed on as is.
+CHECKS: dict[str, Callable[[Any], Any]] = {
+    "tessera_raw_schema": _identifier,
+    **{f"tessera_{table}_table": _identifier for table in _TABLE_VARS},
+    "tessera_default_country": _country,
+    "tessera_identity_fast_path": _boolean,
+    "tessera_identity_mutable_sources": _names,
+    "tessera_identity_blocklist_regex": _regex,
+    "tessera_identity_shared_identifier_thresholds": _counts_by_type,
+    "tessera_identity_limits": _counts_by_type,
+    "tessera_max_identifiers_per_customer": _whole(1),
+    "tessera_identity_type_priority": _names,
+    "tessera_survivorship": _mapping,
+    "tessera_consent_purposes": _names,
+    "tessera_clv_time_unit": _one_of("day", "week"),
+    "tessera_clv_calibration_end": _date_or_null,
+    "tessera_clv_horizon": _positive,
+    "tessera_clv_discount_rate": _at_least_zero,
+    "tessera_churn_window_days": _whole(1),
+    "tessera_churn_risk_tiers": _risk_tiers,
+    "tessera_audience_as_of": _instant_or_null,
+    "tessera_sync_max_delete_fraction": _fraction,
+    "tessera_sync_max_row_attempts": _whole(1),
+}
+
+
+def _check(name: str, value: Any, where: str) -> Any:
+    check = CHECKS.get(name)
+    if check is None:
+        return value
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {name} {exc}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """dbt_project.yml's vars (``defaults``) with a run's ``overrides``, checked.
+
+    ``values`` is what dbt sees: every var, the overrides winning. ``checked`` holds the known
+    vars as consumers use them (a date as ``datetime.date``, a number as ``float``).
+    """
+
+    defaults: Mapping[str, Any]
+    overrides: Mapping[str, Any]
+    checked: Mapping[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in self.overrides:
+            if name.startswith(PREFIX) and name not in self.defaults and name not in CHECKS:
+                close = difflib.get_close_matches(name, [*self.defaults, *CHECKS], n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ConfigError(f"--vars: {name} is not a Tessera var{hint}")
+        checked = {}
+        for name, value in self.values.items():
+            where = "--vars" if name in self.overrides else "dbt_project.yml vars"
+            checked[name] = _check(name, value, where)
+        object.__setattr__(self, "checked", checked)
+
+    @classmethod
+    def load(
+        cls, overrides: str | Mapping[str, Any] | None = None, project: Path | None = None
+    ) -> ProjectConfig:
+        """The project's vars (``project``: the dbt project folder, default ``project_dir()``)
+        with ``overrides`` (YAML text or a mapping), checked."""
+        path = (project or project_dir()) / "dbt_project.yml"
+        overrides = parse_vars(overrides)
+        defaults = _project_vars(path, path.stat().st_mtime_ns)
+        return cls(defaults=defaults, overrides=overrides)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return {**self.defaults, **self.overrides}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.checked:
+            raise KeyError(f"var {name} is not set in dbt_project.yml or --vars")
+        return self.checked[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.checked.get(name, default)
+
+    @property
+    def raw_schema(self) -> str:
+        return self["tessera_raw_schema"]
+
+    @property
+    def max_identifiers_per_customer(self) -> int:
+        return self["tessera_max_identifiers_per_customer"]
+
+    def dbt_args(self) -> list[str]:
+        """``--vars`` for a dbt command: the overrides only (dbt reads the rest itself)."""
+        return ["--vars", self.overrides_json()] if self.overrides else []
+
+    def overrides_json(self) -> str:
+        return json.dumps(dict(self.overrides), sort_keys=True, default=str)
+
+
+@functools.lru_cache(maxsize=8)
+def _project_vars(path: Path, _mtime_ns: int) -> dict[str, Any]:
+    # Keyed on the file's modification time too: an edited dbt_project.yml is read again.
+    with open(path, encoding="utf-8") as handle:
+        return dict((yaml.safe_load(handle) or {}).get("vars") or {})
