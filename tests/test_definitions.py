@@ -3,9 +3,9 @@
 The asset keys are compared with a checked-in snapshot so a change to the graph shows up in review.
 After adding or renaming models, regenerate it with
 
-    TESSERA_UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/orchestration/test_definitions.py
+    TESSERA_UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/test_definitions.py
 
-and commit tests/orchestration/asset_keys.txt with the change.
+and commit tests/asset_keys.txt with the change.
 """
 
 import os
@@ -22,7 +22,7 @@ from orchestration.definitions import JOB_NAME, build_defs
 from orchestration.quality.identity_health import IdentityHealth, identity_health_result
 from orchestration.warehouse import Warehouse
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1]
 SNAPSHOT = Path(__file__).with_name("asset_keys.txt")
 LAYERS = ("staging", "identity", "marts")
 
