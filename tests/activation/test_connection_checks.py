@@ -24,9 +24,10 @@ from emulators.salesforce import SalesforceEmulator
 from orchestration.activation.config import SyncSpec
 from orchestration.activation.destinations import registry
 from orchestration.activation.engine import SyncResult, run_sync
-from tests.activation.sync_support import AUDIENCE, Sleeps, make_warehouse, spec
+from tests.activation.sync_support import AUDIENCE, Sleeps, spec
 
-pytestmark = pytest.mark.integration
+# One adapter: what is tested here does not depend on the warehouse's SQL.
+pytestmark = [pytest.mark.integration, pytest.mark.duckdb_only]
 TOKEN = "check-token"
 MEMBERS = 3
 
@@ -101,11 +102,6 @@ def write_members(warehouse) -> None:
         }
     )
     warehouse.write_tables("audiences", {AUDIENCE: table})
-
-
-@pytest.fixture
-def warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, "duckdb")
 
 
 @pytest.fixture(params=list(PLATFORMS))

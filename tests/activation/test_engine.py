@@ -20,7 +20,6 @@ from tests.activation.sync_support import (
     MemoryDestination,
     Sleeps,
     expected,
-    make_warehouse,
     members,
     spec,
     write_audience,
@@ -28,16 +27,6 @@ from tests.activation.sync_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, request.param)
-
-
-@pytest.fixture
-def duckdb_warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, "duckdb")
 
 
 def _sync(warehouse, destination, sync=None, **options):
@@ -99,33 +88,35 @@ def test_mirror_removes_exactly_the_members_who_left(warehouse):
     assert destination.held == expected([*staying, *members(1, start=10)])
 
 
-def test_upsert_without_delete_keeps_members_who_left_and_remove_deletes_them(duckdb_warehouse):
+def test_upsert_without_delete_keeps_members_who_left_and_remove_deletes_them(
+    empty_duckdb_warehouse,
+):
     rows = members(6)
-    write_audience(duckdb_warehouse, rows)
+    write_audience(empty_duckdb_warehouse, rows)
     keeping, removing = MemoryDestination(), MemoryDestination()
     keep_sync, remove_sync = spec("keeps"), spec("removes", delete="remove")
-    _sync(duckdb_warehouse, keeping, keep_sync)
-    _sync(duckdb_warehouse, removing, remove_sync)
-    write_audience(duckdb_warehouse, rows[:5])
+    _sync(empty_duckdb_warehouse, keeping, keep_sync)
+    _sync(empty_duckdb_warehouse, removing, remove_sync)
+    write_audience(empty_duckdb_warehouse, rows[:5])
 
-    _sync(duckdb_warehouse, keeping, keep_sync)
-    _sync(duckdb_warehouse, removing, remove_sync)
+    _sync(empty_duckdb_warehouse, keeping, keep_sync)
+    _sync(empty_duckdb_warehouse, removing, remove_sync)
 
     assert sorted(keeping.held) == [f"c{n:04d}" for n in range(6)]
     assert sorted(removing.held) == [f"c{n:04d}" for n in range(5)]
 
 
-def test_insert_sends_new_keys_only_and_update_sends_every_key_as_a_change(duckdb_warehouse):
+def test_insert_sends_new_keys_only_and_update_sends_every_key_as_a_change(empty_duckdb_warehouse):
     rows = members(3)
-    write_audience(duckdb_warehouse, rows)
+    write_audience(empty_duckdb_warehouse, rows)
     inserting, updating = MemoryDestination(), MemoryDestination()
-    _sync(duckdb_warehouse, inserting, spec("inserts", mode="insert"))
-    _sync(duckdb_warehouse, updating, spec("updates", mode="update"))
+    _sync(empty_duckdb_warehouse, inserting, spec("inserts", mode="insert"))
+    _sync(empty_duckdb_warehouse, updating, spec("updates", mode="update"))
     rows[0]["email"] = "changed@mail.com"
-    write_audience(duckdb_warehouse, [*rows, *members(1, start=3)])
+    write_audience(empty_duckdb_warehouse, [*rows, *members(1, start=3)])
 
-    _sync(duckdb_warehouse, inserting, spec("inserts", mode="insert"))
-    _sync(duckdb_warehouse, updating, spec("updates", mode="update"))
+    _sync(empty_duckdb_warehouse, inserting, spec("inserts", mode="insert"))
+    _sync(empty_duckdb_warehouse, updating, spec("updates", mode="update"))
 
     assert inserting.requests[-1][1] == [("c0003", "add")]
     assert inserting.held["c0000"]["email"] == "user0@mail.com"
@@ -225,18 +216,20 @@ class ReplacingDestination(MemoryDestination):
             self.held = {key: fields for key, fields in self.held.items() if key in self.sent}
 
 
-def test_a_replacing_full_resync_forgets_the_leavers_within_the_delete_guard(duckdb_warehouse):
+def test_a_replacing_full_resync_forgets_the_leavers_within_the_delete_guard(
+    empty_duckdb_warehouse,
+):
     rows = members(10)
-    write_audience(duckdb_warehouse, rows)
+    write_audience(empty_duckdb_warehouse, rows)
     destination = ReplacingDestination()
     sync = spec(mode="mirror")
-    _sync(duckdb_warehouse, destination, sync)
-    write_audience(duckdb_warehouse, rows[:7])
+    _sync(empty_duckdb_warehouse, destination, sync)
+    write_audience(empty_duckdb_warehouse, rows[:7])
 
-    guarded = _sync(duckdb_warehouse, destination, sync, full_resync=True)
-    forced = _sync(duckdb_warehouse, destination, sync, full_resync=True, force=True)
-    state = duckdb_warehouse.query("select record_key from activation.sync_state order by 1")
-    after = _sync(duckdb_warehouse, destination, sync)
+    guarded = _sync(empty_duckdb_warehouse, destination, sync, full_resync=True)
+    forced = _sync(empty_duckdb_warehouse, destination, sync, full_resync=True, force=True)
+    state = empty_duckdb_warehouse.query("select record_key from activation.sync_state order by 1")
+    after = _sync(empty_duckdb_warehouse, destination, sync)
 
     assert guarded.status == "aborted"
     assert "3 removals are 30% of the 10 records" in guarded.error
@@ -252,16 +245,16 @@ class AddOnlyDestination(MemoryDestination):
     supported_modes = frozenset({"upsert", "insert"})
 
 
-def test_an_erasure_a_destination_cannot_remove_is_logged_as_a_failed_row(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(3))
+def test_an_erasure_a_destination_cannot_remove_is_logged_as_a_failed_row(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, members(3))
     destination = AddOnlyDestination()
-    _sync(duckdb_warehouse, destination)
-    write_erasures(duckdb_warehouse, ["c0002"])
+    _sync(empty_duckdb_warehouse, destination)
+    write_erasures(empty_duckdb_warehouse, ["c0002"])
 
-    result = _sync(duckdb_warehouse, destination)
+    result = _sync(empty_duckdb_warehouse, destination)
 
     assert (result.status, result.failed, result.records_sent) == ("partial", 1, 0)
-    failed = duckdb_warehouse.query(
+    failed = empty_duckdb_warehouse.query(
         "select record_key, operation, error from activation.sync_failed_rows"
     )
     assert len(failed) == 1
@@ -287,16 +280,18 @@ def test_an_empty_audience_aborts_a_mirror_unless_forced(warehouse):
     assert [status for (status,) in statuses] == ["succeeded", "aborted", "succeeded"]
 
 
-def test_removals_above_the_delete_fraction_abort_unless_forced(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(10))
+def test_removals_above_the_delete_fraction_abort_unless_forced(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, members(10))
     destination = MemoryDestination()
     sync = spec(mode="mirror")
-    _sync(duckdb_warehouse, destination, sync)
-    write_audience(duckdb_warehouse, members(7))
+    _sync(empty_duckdb_warehouse, destination, sync)
+    write_audience(empty_duckdb_warehouse, members(7))
     limit = {"tessera_sync_max_delete_fraction": 0.25}
 
-    aborted = _sync(duckdb_warehouse, destination, sync, dbt_vars=limit)
-    allowed = _sync(duckdb_warehouse, destination, sync, dbt_vars={**limit, "x": 1}, force=True)
+    aborted = _sync(empty_duckdb_warehouse, destination, sync, dbt_vars=limit)
+    allowed = _sync(
+        empty_duckdb_warehouse, destination, sync, dbt_vars={**limit, "x": 1}, force=True
+    )
 
     assert aborted.status == "aborted"
     assert "3 removals are 30% of the 10 records" in aborted.error
@@ -304,22 +299,24 @@ def test_removals_above_the_delete_fraction_abort_unless_forced(duckdb_warehouse
     assert allowed.succeeded == 3
 
 
-def test_a_delete_fraction_that_is_not_a_fraction_names_the_var(duckdb_warehouse):
+def test_a_delete_fraction_that_is_not_a_fraction_names_the_var(empty_duckdb_warehouse):
     with pytest.raises(engine.SyncError, match="tessera_sync_max_delete_fraction must be"):
         engine.max_delete_fraction({"tessera_sync_max_delete_fraction": 2})
 
 
-def test_a_dry_run_plans_adds_changes_removes_with_samples_and_sends_nothing(duckdb_warehouse):
+def test_a_dry_run_plans_adds_changes_removes_with_samples_and_sends_nothing(
+    empty_duckdb_warehouse,
+):
     rows = members(8)
-    write_audience(duckdb_warehouse, rows)
+    write_audience(empty_duckdb_warehouse, rows)
     destination = MemoryDestination()
     sync = spec(mode="mirror")
-    _sync(duckdb_warehouse, destination, sync)
+    _sync(empty_duckdb_warehouse, destination, sync)
     rows[0]["first_name"] = "Renamed"
-    write_audience(duckdb_warehouse, [*rows[:7], *members(2, start=8)])
+    write_audience(empty_duckdb_warehouse, [*rows[:7], *members(2, start=8)])
     sent = destination.applied()
 
-    result = _sync(duckdb_warehouse, destination, sync, dry_run=True)
+    result = _sync(empty_duckdb_warehouse, destination, sync, dry_run=True)
 
     assert destination.applied() == sent
     assert result.status == "dry_run"
@@ -340,13 +337,13 @@ def test_a_dry_run_plans_adds_changes_removes_with_samples_and_sends_nothing(duc
     assert "add    c0008" in text
 
 
-def test_throttling_waits_retry_after_without_spending_the_retry_budget(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(2))
+def test_throttling_waits_retry_after_without_spending_the_retry_budget(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, members(2))
     destination = MemoryDestination()
     destination.script = [RateLimited("429", retry_after=7.0)] * 4 + [TransientError("503")]
     sleeps = Sleeps()
 
-    result = _sync(duckdb_warehouse, destination, policy=sleeps.policy(max_retries=1))
+    result = _sync(empty_duckdb_warehouse, destination, policy=sleeps.policy(max_retries=1))
 
     assert (result.status, result.succeeded, result.rate_limited, result.retries) == (
         "succeeded",
@@ -361,22 +358,24 @@ def test_throttling_waits_retry_after_without_spending_the_retry_budget(duckdb_w
 
 
 def test_transient_errors_back_off_exponentially_then_fail_the_rows_for_the_next_run(
-    duckdb_warehouse,
+    empty_duckdb_warehouse,
 ):
-    write_audience(duckdb_warehouse, members(2))
+    write_audience(empty_duckdb_warehouse, members(2))
     destination = MemoryDestination()
     destination.script = [TransientError("503")] * 4
     sleeps = Sleeps()
     policy = sleeps.policy(max_retries=3, base_delay=1.0, jitter=lambda: 1.0)
 
-    failed = _sync(duckdb_warehouse, destination, policy=policy)
-    retried = _sync(duckdb_warehouse, destination, policy=policy)
+    failed = _sync(empty_duckdb_warehouse, destination, policy=policy)
+    retried = _sync(empty_duckdb_warehouse, destination, policy=policy)
 
     assert sleeps == [1.0, 2.0, 4.0]
     assert (failed.status, failed.failed, failed.requests) == ("partial", 2, 4)
     assert retried.plan.counts()["adds"] == 2
     assert (retried.succeeded, sorted(destination.held)) == (2, ["c0000", "c0001"])
-    assert duckdb_warehouse.query("select count(*) from activation.sync_failed_rows") == [(0,)]
+    assert empty_duckdb_warehouse.query("select count(*) from activation.sync_failed_rows") == [
+        (0,)
+    ]
 
 
 def test_backoff_is_capped_and_half_of_it_is_jitter():
@@ -422,25 +421,27 @@ def test_failed_rows_are_recorded_and_retried_next_run_until_they_succeed(wareho
     assert log == [("failed", 4), ("succeeded", 6)]
 
 
-def test_a_failed_change_that_is_no_longer_wanted_leaves_no_failure_behind(duckdb_warehouse):
+def test_a_failed_change_that_is_no_longer_wanted_leaves_no_failure_behind(empty_duckdb_warehouse):
     rows = members(3)
-    write_audience(duckdb_warehouse, rows)
+    write_audience(empty_duckdb_warehouse, rows)
     destination = MemoryDestination()
-    _sync(duckdb_warehouse, destination)
+    _sync(empty_duckdb_warehouse, destination)
     changed = [dict(row) for row in rows]
     changed[0]["email"] = "bad@mail"
     changed[1]["email"] = "also-bad@mail"
-    write_audience(duckdb_warehouse, changed)
+    write_audience(empty_duckdb_warehouse, changed)
     destination.fail = {"c0000", "c0001"}
-    _sync(duckdb_warehouse, destination)
+    _sync(empty_duckdb_warehouse, destination)
     # c0000's value goes back to what the destination holds; c0001 leaves (delete: none).
-    write_audience(duckdb_warehouse, [rows[0], rows[2]])
+    write_audience(empty_duckdb_warehouse, [rows[0], rows[2]])
 
-    settled = _sync(duckdb_warehouse, destination)
+    settled = _sync(empty_duckdb_warehouse, destination)
 
     assert settled.records_sent == 0
-    assert duckdb_warehouse.query("select count(*) from activation.sync_failed_rows") == [(0,)]
-    assert duckdb_warehouse.query(
+    assert empty_duckdb_warehouse.query("select count(*) from activation.sync_failed_rows") == [
+        (0,)
+    ]
+    assert empty_duckdb_warehouse.query(
         "select status, count(*) from activation.sync_state group by status"
     ) == [("synced", 3)]
 
@@ -449,14 +450,14 @@ class OneAtATime(MemoryDestination):
     max_concurrency: ClassVar[int] = 1
 
 
-def test_a_permanent_error_stops_the_run_and_the_next_run_sends_the_rest(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(16))
+def test_a_permanent_error_stops_the_run_and_the_next_run_sends_the_rest(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, members(16))
     destination = OneAtATime()
     destination.script = [None, PermanentError("401: token revoked")]
 
-    stopped = _sync(duckdb_warehouse, destination)
+    stopped = _sync(empty_duckdb_warehouse, destination)
     held_after_stop = len(destination.held)
-    resumed = _sync(duckdb_warehouse, destination)
+    resumed = _sync(empty_duckdb_warehouse, destination)
 
     assert stopped.status == "failed"
     assert "token revoked" in stopped.error
@@ -468,11 +469,11 @@ def test_a_permanent_error_stops_the_run_and_the_next_run_sends_the_rest(duckdb_
     assert len(keys) == len(set(keys)) == 16
 
 
-def test_batches_respect_the_batch_size_and_the_concurrency_bound(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(40))
+def test_batches_respect_the_batch_size_and_the_concurrency_bound(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, members(40))
     destination = MemoryDestination(delay=0.02)
 
-    result = _sync(duckdb_warehouse, destination)
+    result = _sync(empty_duckdb_warehouse, destination)
 
     assert result.requests == 10
     assert max(len(batch) for _, batch in destination.requests) == 4
@@ -537,15 +538,15 @@ def test_a_run_killed_mid_request_resends_what_it_had_not_recorded_under_the_sam
     assert [status for (status,) in statuses] == ["interrupted", "succeeded"]
 
 
-def test_a_customer_erased_after_a_killed_run_is_resent_as_a_remove(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(3))
+def test_a_customer_erased_after_a_killed_run_is_resent_as_a_remove(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, members(3))
     destination = MemoryDestination()
     destination.script = [Killed()]
     with pytest.raises(Killed):
-        _sync(duckdb_warehouse, destination)
-    write_erasures(duckdb_warehouse, ["c0001"])
+        _sync(empty_duckdb_warehouse, destination)
+    write_erasures(empty_duckdb_warehouse, ["c0001"])
 
-    resumed = _sync(duckdb_warehouse, destination)
+    resumed = _sync(empty_duckdb_warehouse, destination)
 
     assert resumed.plan.resends == 3
     # One operation per request: the planned adds, and the erasure's remove apart.
@@ -555,16 +556,18 @@ def test_a_customer_erased_after_a_killed_run_is_resent_as_a_remove(duckdb_wareh
         (killed_id, [("c0001", "remove")]),
     ]
     assert sorted(destination.held) == ["c0000", "c0002"]
-    assert duckdb_warehouse.query("select record_key from activation.sync_state order by 1") == [
+    assert empty_duckdb_warehouse.query(
+        "select record_key from activation.sync_state order by 1"
+    ) == [
         ("c0000",),
         ("c0002",),
     ]
 
 
-def test_a_key_repeated_in_the_audience_fails_the_sync_naming_it(duckdb_warehouse):
-    write_audience(duckdb_warehouse, [*members(3), *members(1, start=1)])
+def test_a_key_repeated_in_the_audience_fails_the_sync_naming_it(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, [*members(3), *members(1, start=1)])
 
-    result = _sync(duckdb_warehouse, MemoryDestination())
+    result = _sync(empty_duckdb_warehouse, MemoryDestination())
 
     assert result.status == "failed"
     assert "key customer_id is not unique" in result.error
@@ -576,11 +579,13 @@ class HashingDestination(MemoryDestination):
     normaliser = "meta"
 
 
-def test_identifier_fields_reach_a_hashing_destination_normalised_and_hashed(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(1, email=" User@Mail.com "))
+def test_identifier_fields_reach_a_hashing_destination_normalised_and_hashed(
+    empty_duckdb_warehouse,
+):
+    write_audience(empty_duckdb_warehouse, members(1, email=" User@Mail.com "))
     destination = HashingDestination()
 
-    _sync(duckdb_warehouse, destination)
+    _sync(empty_duckdb_warehouse, destination)
 
     digest = hashlib.sha256(b"user@mail.com").hexdigest()
     assert destination.held["c0000"] == {"email": digest, "firstname": "Name0"}

@@ -11,7 +11,6 @@ from orchestration.activation.store import StateStore
 from tests.activation.sync_support import (
     MemoryDestination,
     Sleeps,
-    make_warehouse,
     members,
     spec,
     write_audience,
@@ -19,11 +18,6 @@ from tests.activation.sync_support import (
 
 pytestmark = pytest.mark.integration
 BAD = "c0002"
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, request.param)
 
 
 def _sync(warehouse, destination, **options):

@@ -29,7 +29,6 @@ from orchestration.warehouse import Warehouse
 from tests.activation.sync_support import (
     MemoryDestination,
     Sleeps,
-    make_warehouse,
     members,
     spec,
     write_audience,
@@ -40,11 +39,6 @@ pytestmark = pytest.mark.integration
 ROWS = members(10)
 EMAILS = [row["email"] for row in ROWS]
 NAMES = [row["first_name"] for row in ROWS]
-
-
-@pytest.fixture
-def duckdb_warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, "duckdb")
 
 
 class EchoingDestination(MemoryDestination):
@@ -98,10 +92,12 @@ def _logged_errors(warehouse: Warehouse) -> dict[str, list]:
     }
 
 
-def test_a_dry_run_prints_the_sample_records_with_emails_and_names_masked(duckdb_warehouse):
-    write_audience(duckdb_warehouse, ROWS)
+def test_a_dry_run_prints_the_sample_records_with_emails_and_names_masked(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, ROWS)
 
-    result = run_sync(spec(), duckdb_warehouse, {}, dry_run=True, destination=MemoryDestination())
+    result = run_sync(
+        spec(), empty_duckdb_warehouse, {}, dry_run=True, destination=MemoryDestination()
+    )
     text = result.format()
 
     assert _plain_values_in([text], EMAILS + NAMES) == []
@@ -116,15 +112,15 @@ def test_a_dry_run_prints_the_sample_records_with_emails_and_names_masked(duckdb
 
 
 def test_a_dry_run_keyed_on_email_masks_the_key_and_keeps_hashed_emails_as_hashes(
-    duckdb_warehouse,
+    empty_duckdb_warehouse,
 ):
-    write_audience(duckdb_warehouse, ROWS)
+    write_audience(empty_duckdb_warehouse, ROWS)
 
     keyed = run_sync(
-        spec(key="email"), duckdb_warehouse, {}, dry_run=True, destination=MemoryDestination()
+        spec(key="email"), empty_duckdb_warehouse, {}, dry_run=True, destination=MemoryDestination()
     ).format()
     hashed = run_sync(
-        spec("hashed"), duckdb_warehouse, {}, dry_run=True, destination=HashingDestination()
+        spec("hashed"), empty_duckdb_warehouse, {}, dry_run=True, destination=HashingDestination()
     ).format()
 
     assert _plain_values_in([keyed, hashed], EMAILS + NAMES) == []
@@ -134,8 +130,8 @@ def test_a_dry_run_keyed_on_email_masks_the_key_and_keeps_hashed_emails_as_hashe
     assert f'{{"email": "{digest}", "firstname": "{mask("Name0")}"}}' in hashed
 
 
-def test_errors_quoting_emails_and_names_are_stored_and_printed_masked(duckdb_warehouse):
-    write_audience(duckdb_warehouse, ROWS)
+def test_errors_quoting_emails_and_names_are_stored_and_printed_masked(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, ROWS)
     destination = EchoingDestination()
     # Batches of 4: [c0000-c0003] times out naming one email; in [c0004-c0007] c0005 is
     # refused by name and c0006 makes the whole request be refused; [c0008, c0009] passes.
@@ -144,12 +140,12 @@ def test_errors_quoting_emails_and_names_are_stored_and_printed_masked(duckdb_wa
     destination.reject = {"c0006"}
     policy = Sleeps().policy(max_retries=0)
 
-    partial = run_sync(spec(), duckdb_warehouse, {}, destination=destination, policy=policy)
+    partial = run_sync(spec(), empty_duckdb_warehouse, {}, destination=destination, policy=policy)
     # The next run retries the 6 failed rows; the first request stops it, quoting an email.
     destination.script = [PermanentError("403: account suspended for abuse by user1@mail.com")]
-    stopped = run_sync(spec(), duckdb_warehouse, {}, destination=destination, policy=policy)
+    stopped = run_sync(spec(), empty_duckdb_warehouse, {}, destination=destination, policy=policy)
 
-    logs = _logged_errors(duckdb_warehouse)
+    logs = _logged_errors(empty_duckdb_warehouse)
     texts = [partial.format(), stopped.format()]
     texts += [str(row) for rows in logs.values() for row in rows]
     assert _plain_values_in(texts, EMAILS + NAMES) == []

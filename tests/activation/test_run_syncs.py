@@ -9,9 +9,10 @@ import pytest
 
 from orchestration.activation.engine import run_syncs
 from orchestration.activation.store import StateStore
-from tests.activation.sync_support import AUDIENCE, make_warehouse, members, write_audience
+from tests.activation.sync_support import AUDIENCE, members, write_audience
 
-pytestmark = pytest.mark.integration
+# One adapter: what is tested here does not depend on the warehouse's SQL.
+pytestmark = [pytest.mark.integration, pytest.mark.duckdb_only]
 
 
 @pytest.fixture
@@ -47,11 +48,6 @@ def project(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("TESSERA_PROJECT_DIR", str(tmp_path))
     return tmp_path
-
-
-@pytest.fixture
-def warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, "duckdb")
 
 
 def _runs(warehouse) -> list[tuple[str, str]]:

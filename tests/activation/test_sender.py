@@ -14,13 +14,13 @@ from tests.activation.sync_support import (
     MemoryDestination,
     Sleeps,
     expected,
-    make_warehouse,
     members,
     spec,
     write_audience,
 )
 
-pytestmark = pytest.mark.integration
+# One adapter: what is tested here does not depend on the warehouse's SQL.
+pytestmark = [pytest.mark.integration, pytest.mark.duckdb_only]
 
 
 class CheckedDestination(MemoryDestination):
@@ -37,11 +37,6 @@ class CheckedDestination(MemoryDestination):
         self.checked += 1
         if self.checks:
             raise self.checks.pop(0)
-
-
-@pytest.fixture
-def warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, "duckdb")
 
 
 def test_a_throttled_connection_check_waits_retry_after_and_the_run_succeeds(warehouse):

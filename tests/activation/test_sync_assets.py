@@ -13,14 +13,10 @@ from orchestration.activation.destinations.hubspot import HubSpot
 from orchestration.activation.destinations.webhook import WebhookDestination
 from orchestration.activation.settings import not_configured
 from orchestration.resources import RunSettings, WarehouseResource
-from tests.activation.sync_support import make_warehouse, members, spec, write_audience
+from tests.activation.sync_support import members, spec, write_audience
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, "duckdb")
+# One adapter: what is tested here does not depend on the warehouse's SQL.
+pytestmark = [pytest.mark.integration, pytest.mark.duckdb_only]
 
 
 def _materialize(warehouse, sync, destinations):

@@ -21,7 +21,6 @@ from orchestration.activation.engine import run_sync
 from tests.activation.sync_support import (
     Sleeps,
     apply_deliveries,
-    make_warehouse,
     members,
     small_webhook,
     spec,
@@ -33,16 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 SECRET = "webhook-test-secret"
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, request.param)
-
-
-@pytest.fixture
-def duckdb_warehouse(request, tmp_path_factory):
-    return make_warehouse(request, tmp_path_factory, "duckdb")
-
-
 def _changed_audience(rows):
     """Rows 0-4 renamed, rows 5-9 gone, two members new: 5 changes, 5 removes, 2 adds."""
     changed = [dict(row) for row in rows[10:]]
@@ -52,7 +41,7 @@ def _changed_audience(rows):
 
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])
 def test_the_file_destination_holds_exactly_the_audience_after_each_run(
-    duckdb_warehouse, tmp_path, file_format
+    empty_duckdb_warehouse, tmp_path, file_format
 ):
     rows = members(30)
     path = tmp_path / f"out.{file_format}"
@@ -60,11 +49,11 @@ def test_the_file_destination_holds_exactly_the_audience_after_each_run(
         destination="file", mode="mirror", options={"path": str(path), "format": file_format}
     )
 
-    write_audience(duckdb_warehouse, rows)
-    run_sync(sync, duckdb_warehouse, registry())
+    write_audience(empty_duckdb_warehouse, rows)
+    run_sync(sync, empty_duckdb_warehouse, registry())
     changed = _changed_audience(rows)
-    write_audience(duckdb_warehouse, changed)
-    result = run_sync(sync, duckdb_warehouse, registry())
+    write_audience(empty_duckdb_warehouse, changed)
+    result = run_sync(sync, empty_duckdb_warehouse, registry())
 
     if file_format == "csv":
         with path.open(newline="") as handle:
@@ -100,34 +89,40 @@ def test_the_table_destination_holds_exactly_the_audience_in_the_warehouse(wareh
     assert table == sorted((row["customer_id"], row["email"], row["first_name"]) for row in changed)
 
 
-def test_the_table_destination_in_update_mode_fails_keys_it_does_not_hold(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(3))
+def test_the_table_destination_in_update_mode_fails_keys_it_does_not_hold(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, members(3))
     run_sync(
-        spec("seed", destination="table", options={"table": "t"}), duckdb_warehouse, registry()
+        spec("seed", destination="table", options={"table": "t"}),
+        empty_duckdb_warehouse,
+        registry(),
     )
-    write_audience(duckdb_warehouse, members(5))
+    write_audience(empty_duckdb_warehouse, members(5))
 
     result = run_sync(
         spec("upd", destination="table", mode="update", options={"table": "t"}),
-        duckdb_warehouse,
+        empty_duckdb_warehouse,
         registry(),
     )
 
     assert (result.succeeded, result.failed) == (3, 2)
-    failed = duckdb_warehouse.query(
+    failed = empty_duckdb_warehouse.query(
         "select record_key, error from activation.sync_failed_rows order by record_key"
     )
     assert failed == [("c0003", "no record with this key"), ("c0004", "no record with this key")]
 
 
-def test_webhook_batches_are_signed_and_carry_ids_keys_operations_and_fields(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(3))
+def test_webhook_batches_are_signed_and_carry_ids_keys_operations_and_fields(
+    empty_duckdb_warehouse,
+):
+    write_audience(empty_duckdb_warehouse, members(3))
     with WebhookEmulator(token=SECRET) as receiver:
         env = {"TESSERA_WEBHOOK_URL": receiver.url, "TESSERA_WEBHOOK_SECRET": SECRET}
-        result = run_sync(spec(destination="webhook"), duckdb_warehouse, registry(), env=env)
+        result = run_sync(spec(destination="webhook"), empty_duckdb_warehouse, registry(), env=env)
         wrong = {**env, "TESSERA_WEBHOOK_SECRET": "not-the-secret"}
-        write_audience(duckdb_warehouse, members(4))
-        refused = run_sync(spec(destination="webhook"), duckdb_warehouse, registry(), env=wrong)
+        write_audience(empty_duckdb_warehouse, members(4))
+        refused = run_sync(
+            spec(destination="webhook"), empty_duckdb_warehouse, registry(), env=wrong
+        )
 
     assert (result.status, result.succeeded) == ("succeeded", 3)
     body = receiver.batches[0]
@@ -142,17 +137,17 @@ def test_webhook_batches_are_signed_and_carry_ids_keys_operations_and_fields(duc
     assert "HTTP 401" in refused.error
 
 
-def test_webhook_settings_missing_from_the_environment_are_named(duckdb_warehouse):
-    write_audience(duckdb_warehouse, members(1))
+def test_webhook_settings_missing_from_the_environment_are_named(empty_duckdb_warehouse):
+    write_audience(empty_duckdb_warehouse, members(1))
 
-    result = run_sync(spec(destination="webhook"), duckdb_warehouse, registry(), env={})
+    result = run_sync(spec(destination="webhook"), empty_duckdb_warehouse, registry(), env={})
 
     assert result.status == "failed"
     assert result.error == "TESSERA_WEBHOOK_URL is not set"
 
 
 def test_with_a_fifth_of_requests_faulty_the_receiver_ends_equal_to_the_audience(
-    duckdb_warehouse,
+    empty_duckdb_warehouse,
 ):
     rows = members(400)
     faults = Faults(
@@ -172,10 +167,12 @@ def test_with_a_fifth_of_requests_faulty_the_receiver_ends_equal_to_the_audience
         # Batches of 5: about 80 requests for the first run, so every kind of fault lands.
         destination = small_webhook(receiver.url, SECRET, batch_size=5)
         for audience in (rows, _changed_audience(rows)):
-            write_audience(duckdb_warehouse, audience)
+            write_audience(empty_duckdb_warehouse, audience)
             for _ in range(4):
                 runs.append(
-                    run_sync(sync, duckdb_warehouse, {}, destination=destination, policy=policy)
+                    run_sync(
+                        sync, empty_duckdb_warehouse, {}, destination=destination, policy=policy
+                    )
                 )
                 if runs[-1].failed == 0:
                     break

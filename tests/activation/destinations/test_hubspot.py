@@ -37,6 +37,9 @@ from tests.activation.sync_support import (
     write_audience,
 )
 
+# The engine runs here on one adapter: the destination, not the warehouse, is under test.
+pytestmark = pytest.mark.duckdb_only
+
 
 def outcomes(result) -> dict[str, tuple[bool, str | None]]:
     return {o.key: (o.succeeded, o.error) for o in result.outcomes}

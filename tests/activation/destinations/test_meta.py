@@ -39,6 +39,9 @@ from tests.activation.sync_support import (
     spec,
 )
 
+# The engine runs here on one adapter: the destination, not the warehouse, is under test.
+pytestmark = pytest.mark.duckdb_only
+
 
 def meta_hash(kind: str, value: str) -> str:
     return hash_identifier(kind, value, "meta")

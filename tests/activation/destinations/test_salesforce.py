@@ -36,6 +36,9 @@ from tests.activation.sync_support import (
     write_audience,
 )
 
+# The engine runs here on one adapter: the destination, not the warehouse, is under test.
+pytestmark = pytest.mark.duckdb_only
+
 
 def salesforce_for(emulator: SalesforceEmulator, total: int = 0, **options: Any) -> Salesforce:
     env = {"TESSERA_SALESFORCE_BASE_URL": emulator.base_url, "TESSERA_SALESFORCE_TOKEN": TOKEN}
