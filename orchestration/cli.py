@@ -77,17 +77,19 @@ class _Steps:
 def generate_into(
     warehouse: Warehouse, customers: int, seed: int, **options: Any
 ) -> dict[str, int]:
-    """Write the demo sources (schema raw) and their ground truth (schema truth) to a warehouse.
+    """Write the demo sources (schema ``tessera_raw_schema``, the contract's table names) and
+    their ground truth (schema truth) to a warehouse.
 
     ``options`` go to the generator (``defect_rate``, ``junk``).
     """
+    schema = ProjectConfig.load().raw_schema
     if warehouse.duckdb_path is not None:
         with warehouse.duckdb_connection() as con:
-            data = generate(customers, seed, con=con, progress=_say, **options)
+            data = generate(customers, seed, con=con, progress=_say, schema=schema, **options)
         return data.row_counts
-    data = generate(customers, seed, progress=_say, **options)
+    data = generate(customers, seed, progress=_say, schema=schema, **options)
     with warehouse.postgres_connection() as pg:
-        copy_duckdb_to_postgres(data.con, pg, "raw", list(SOURCE_TABLES), progress=_say)
+        copy_duckdb_to_postgres(data.con, pg, schema, list(SOURCE_TABLES), progress=_say)
         copy_duckdb_to_postgres(data.con, pg, "truth", list(TRUTH_TABLES))
     return data.row_counts
 
@@ -100,7 +102,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         lambda: generate_into(warehouse, args.customers, args.seed),
     )
     for table, rows in counts.items():
-        _say(f"raw.{table}: {rows:,} rows")
+        _say(f"{table}: {rows:,} rows")
     print(steps.report())
 
 

@@ -271,9 +271,15 @@ class _Builder:
     """Draws one table's skeleton (numeric columns) and registers it with the DuckDB session."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, seed: int, defect_rate: float, junk: bool
+        self,
+        con: duckdb.DuckDBPyConnection,
+        seed: int,
+        defect_rate: float,
+        junk: bool,
+        schema: str = "raw",
     ) -> None:
         self.con = con
+        self.schema = schema
         self.seeds = np.random.SeedSequence(seed)
         self.defect_rate = defect_rate
         self.junk_share = 1.0 if junk else 0.0
@@ -454,7 +460,7 @@ def _render_pages(b: _Builder, devices: dict[str, np.ndarray]) -> None:
     path = f"replace({_pick(PATHS, 'path_idx')}, '{{p}}', 'p-' || product::varchar)"
     d = lambda name: _defect("pages", name)  # noqa: E731
     b.con.execute(f"""
-        create or replace table raw.pages as
+        create or replace table {b.schema}.pages as
         select
             case when s.defect <> {d("missing_id")}
                 then 'pg_' || lpad(s.rid::varchar, 10, '0') end as id,
@@ -487,7 +493,7 @@ def _render_tracks(b: _Builder, devices: dict[str, np.ndarray]) -> None:
     b.register("tracks_skeleton", b.with_defects("tracks", sk, rng))
     d = lambda name: _defect("tracks", name)  # noqa: E731
     b.con.execute(f"""
-        create or replace table raw.tracks as
+        create or replace table {b.schema}.tracks as
         select
             case when s.defect <> {d("missing_id")}
                 then 'tr_' || lpad(s.rid::varchar, 10, '0') end as id,
@@ -534,7 +540,7 @@ def _render_identifies(b: _Builder, devices: dict[str, np.ndarray]) -> None:
     d = lambda name: _defect("identifies", name)  # noqa: E731
     email = f"case when s.junk_email then '{JUNK_EMAIL}' else p.email end"
     b.con.execute(f"""
-        create or replace table raw.identifies as
+        create or replace table {b.schema}.identifies as
         select
             case when s.defect <> {d("missing_id")}
                 then 'idf_' || lpad(s.rid::varchar, 10, '0') end as id,
@@ -592,7 +598,7 @@ def _render_orders(b: _Builder, people: dict[str, np.ndarray]) -> None:
     email = f"case when s.junk and not {pos} then '{JUNK_EMAIL}' else p.email end"
     phone_raw = _phone_sql("p.phone_country", "p.phone_nsn", "s.variant % 6")
     b.con.execute(f"""
-        create or replace table raw.orders as
+        create or replace table {b.schema}.orders as
         select
             case when s.defect <> {d("missing_id")}
                 then 'ord_' || lpad(s.rid::varchar, 9, '0') end as order_id,
@@ -646,7 +652,7 @@ def _render_crm_contacts(b: _Builder, people: dict[str, np.ndarray]) -> None:
     d = lambda name: _defect("crm_contacts", name)  # noqa: E731
     email = f"case when s.shared_inbox then '{SHARED_INBOX}' else p.email end"
     b.con.execute(f"""
-        create or replace table raw.crm_contacts as
+        create or replace table {b.schema}.crm_contacts as
         select
             case when s.defect <> {d("missing_id")}
                 then 'crm_' || (500000 + s.rid)::varchar end as contact_id,
@@ -689,7 +695,7 @@ def _render_support_tickets(b: _Builder, people: dict[str, np.ndarray]) -> None:
     b.register("tickets_skeleton", b.with_defects("support_tickets", sk, rng))
     d = lambda name: _defect("support_tickets", name)  # noqa: E731
     b.con.execute(f"""
-        create or replace table raw.support_tickets as
+        create or replace table {b.schema}.support_tickets as
         select
             case when s.defect <> {d("missing_id")}
                 then 'tkt_' || (700000 + s.rid)::varchar end as ticket_id,
@@ -737,7 +743,7 @@ def _render_consents(b: _Builder, people: dict[str, np.ndarray]) -> None:
     b.register("consents_skeleton", b.with_defects("consents", sk, rng))
     d = lambda name: _defect("consents", name)  # noqa: E731
     b.con.execute(f"""
-        create or replace table raw.consents as
+        create or replace table {b.schema}.consents as
         select
             'email' as subject_type,
             case when s.defect <> {d("no_identifier")}
@@ -767,7 +773,7 @@ def _render_deletion_requests(b: _Builder, people: dict[str, np.ndarray]) -> Non
     b.register("deletions_skeleton", b.with_defects("deletion_requests", sk, rng))
     d = lambda name: _defect("deletion_requests", name)  # noqa: E731
     b.con.execute(f"""
-        create or replace table raw.deletion_requests as
+        create or replace table {b.schema}.deletion_requests as
         select
             'email' as subject_type,
             case when s.defect <> {d("no_identifier")}
@@ -839,8 +845,10 @@ def generate(
     progress: Callable[[str], None] | None = None,
     defect_rate: float = DEFECT_RATE,
     junk: bool = True,
+    schema: str = "raw",
 ) -> GeneratedData:
-    """Generate ``customers`` people's source data into schemas ``raw`` and ``truth``.
+    """Generate ``customers`` people's source data into schemas ``schema`` (the project's
+    ``tessera_raw_schema``, default ``raw``) and ``truth``.
 
     ``con`` is the DuckDB database to write to (a new in-memory one by default); existing tables
     of the same names are replaced, so generating twice gives the same warehouse. Tests of
@@ -853,10 +861,10 @@ def generate(
     started = time.perf_counter()
     con = con or duckdb.connect(":memory:")
     con.execute("set enable_progress_bar = false")
-    con.execute("create schema if not exists raw; create schema if not exists truth")
+    con.execute(f'create schema if not exists "{schema}"; create schema if not exists truth')
     if not 0 <= defect_rate < 0.5:
         raise ValueError(f"defect_rate must be in [0, 0.5), got {defect_rate}")
-    b = _Builder(con, seed, defect_rate, junk)
+    b = _Builder(con, seed, defect_rate, junk, schema)
     say = progress or (lambda _msg: None)
 
     people = _people(b, customers)
@@ -875,9 +883,9 @@ def generate(
     for table, step in steps:
         t0 = time.perf_counter()
         step()
-        rows = con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
+        rows = con.execute(f'select count(*) from "{schema}".{table}').fetchall()[0][0]
         data.row_counts[table] = rows
-        say(f"generated raw.{table}: {rows:,} rows in {time.perf_counter() - t0:.1f}s")
+        say(f"generated {schema}.{table}: {rows:,} rows in {time.perf_counter() - t0:.1f}s")
     _truth(b)
     data.seconds = time.perf_counter() - started
     return data

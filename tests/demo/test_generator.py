@@ -26,6 +26,18 @@ def _table_digest(con, schema: str, table: str) -> tuple[int, str]:
     ).fetchall()[0]
 
 
+def test_the_sources_go_to_the_schema_asked_for_with_the_same_rows(data) -> None:
+    # It broke: the demo always wrote schema raw, whatever tessera_raw_schema said.
+    landing = generate(5_000, seed=3, schema="landing")
+    for table in SOURCE_TABLES:
+        assert _table_digest(landing.con, "landing", table) == _table_digest(
+            data.con, "raw", table
+        ), table
+    assert landing.con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'raw'"
+    ).fetchall() == [(0,)]
+
+
 def test_same_seed_gives_identical_tables_and_another_seed_does_not(data) -> None:
     again = generate(5_000, seed=3)
     other = generate(5_000, seed=4)
