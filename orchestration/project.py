@@ -241,6 +241,12 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def check_var(name: str, value: Any, where: str = "var") -> Any:
+    """``value`` of var ``name`` as consumers use it, or ConfigError naming the var; a var
+    without a check is returned as it is."""
+    return _check(name, value, where)
+
+
 def _check(name: str, value: Any, where: str) -> Any:
     check = CHECKS.get(name)
     if check is None:

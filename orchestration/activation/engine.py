@@ -73,6 +73,7 @@ from orchestration.activation.serialisation import dumps
 from orchestration.activation.settings import destination_config, not_configured
 from orchestration.activation.store import StateStore, utc_now
 from orchestration.dbt_project import project_dir
+from orchestration.project import ConfigError, check_var
 from orchestration.warehouse import Warehouse
 
 __all__ = [
@@ -161,18 +162,21 @@ class SyncRun:
     result: SyncResult
 
 
+def _limit(dbt_vars: Mapping[str, Any], name: str, default: Any) -> Any:
+    # The project configuration's own check (orchestration/project.py), for callers that pass
+    # vars without loading it.
+    try:
+        return check_var(name, dbt_vars.get(name, default))
+    except ConfigError as exc:
+        raise SyncError(str(exc)) from None
+
+
 def max_delete_fraction(dbt_vars: Mapping[str, Any]) -> float:
-    value = dbt_vars.get(MAX_DELETE_FRACTION_VAR, DEFAULT_MAX_DELETE_FRACTION)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise SyncError(f"{MAX_DELETE_FRACTION_VAR} must be a number from 0 to 1, got {value!r}")
-    return float(value)
+    return _limit(dbt_vars, MAX_DELETE_FRACTION_VAR, DEFAULT_MAX_DELETE_FRACTION)
 
 
 def max_row_attempts(dbt_vars: Mapping[str, Any]) -> int:
-    value = dbt_vars.get(MAX_ROW_ATTEMPTS_VAR, DEFAULT_MAX_ROW_ATTEMPTS)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SyncError(f"{MAX_ROW_ATTEMPTS_VAR} must be a whole number from 1, got {value!r}")
-    return value
+    return _limit(dbt_vars, MAX_ROW_ATTEMPTS_VAR, DEFAULT_MAX_ROW_ATTEMPTS)
 
 
 def run_sync(

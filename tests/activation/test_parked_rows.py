@@ -165,5 +165,7 @@ def test_failures_that_outlast_the_retries_never_park_a_row(warehouse):
 def test_an_invalid_row_attempts_var_is_refused_before_anything_runs(warehouse):
     write_audience(warehouse, members(1))
 
-    with pytest.raises(SyncError, match="tessera_sync_max_row_attempts must be a whole number"):
+    with pytest.raises(
+        SyncError, match="tessera_sync_max_row_attempts must be a whole number, 1 or more"
+    ):
         _sync(warehouse, MemoryDestination(), dbt_vars={"tessera_sync_max_row_attempts": 0})
