@@ -18,9 +18,11 @@ help:
 	@echo "make bench   run the benchmarks in bench/ (each prints JSON)"
 	@echo "make format  apply ruff format and sqlfluff fix"
 
+# pip's warnings (a package index it cannot read, for one) are not Tessera's: errors still show.
 $(INSTALLED): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@echo "installing Tessera and its pinned dependencies into $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -qq --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
 install: $(INSTALLED)
