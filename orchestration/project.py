@@ -244,10 +244,6 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
 def check_var(name: str, value: Any, where: str = "var") -> Any:
     """``value`` of var ``name`` as consumers use it, or ConfigError naming the var; a var
     without a check is returned as it is."""
-    return _check(name, value, where)
-
-
-def _check(name: str, value: Any, where: str) -> Any:
     check = CHECKS.get(name)
     if check is None:
         return value
@@ -278,7 +274,7 @@ class ProjectConfig:
         checked = {}
         for name, value in self.values.items():
             where = "--vars" if name in self.overrides else "dbt_project.yml vars"
-            checked[name] = _check(name, value, where)
+            checked[name] = check_var(name, value, where)
         object.__setattr__(self, "checked", checked)
 
     @classmethod

@@ -226,8 +226,7 @@ def dbt_error_summary(log: str) -> str:
         return ""
     summary = []
     for line in lines[starts[-1] :]:
-        if line.startswith("Done. PASS="):
-            summary.append(line)
-            break
         summary.append(line)
+        if line.startswith("Done. PASS="):
+            break
     return "\n".join(summary).strip()
