@@ -1,0 +1,29 @@
+"""What ``tessera run`` reads back from dbt's log file when the run failed."""
+
+from __future__ import annotations
+
+from orchestration.runner import dbt_error_summary
+
+LOG = """\
+12 of 250 START sql table model marts.customers ............................ [RUN]
+12 of 250 ERROR creating sql table model marts.customers ................... [ERROR in 0.1s]
+Finished running 1 table model in 0 hours 0 minutes and 1.00 seconds (1.00s).
+Completed with 1 error, 0 partial successes, and 0 warnings:
+Failure in model customers (models/marts/customers.sql)
+  Binder Error: Referenced column "emial" not found in FROM clause!
+  LINE 12:     emial,
+Done. PASS=11 WARN=0 ERROR=1 SKIP=238 NO-OP=0 TOTAL=250
+customers: the step's own line after dbt's command
+"""
+
+
+def test_the_failing_model_s_error_is_read_back_in_full_from_dbt_s_summary() -> None:
+    summary = dbt_error_summary(LOG).splitlines()
+    assert summary[0].startswith("Completed with 1 error")
+    assert 'Referenced column "emial" not found' in summary[2]
+    assert summary[-1] == "Done. PASS=11 WARN=0 ERROR=1 SKIP=238 NO-OP=0 TOTAL=250"
+    assert len(summary) == 5
+
+
+def test_a_log_without_dbt_s_summary_gives_nothing_to_print() -> None:
+    assert dbt_error_summary("12 of 250 START sql table model marts.customers\n") == ""
