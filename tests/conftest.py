@@ -7,6 +7,7 @@ the session's builds: a test that writes to one copies it or undoes what it wrot
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +27,28 @@ SEED = 11
 BUILD_PREDICTIVE = ["build", "--exclude-resource-type", "unit_test", "--select", PREDICTIVE_MODELS]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist each worker is its own process running dbt: give each its own dbt target
+    # folder and profiles folder, so one worker's parse or build never reads another's files.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        project = Path(__file__).resolve().parents[1]
+        os.environ.setdefault("DBT_TARGET_PATH", str(project / "target" / worker))
+        profiles = project / ".tessera" / "workers" / worker
+        profiles.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(project / "profiles.yml.example", profiles / "profiles.yml")
+        os.environ.setdefault("DBT_PROFILES_DIR", str(profiles))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tests without a marker are unit tests.
     for item in items:
         if not any(item.iter_markers(name) for name in ("integration", "e2e")):
             item.add_marker(pytest.mark.unit)
+    # The slowest kinds first: the workers share out whole files in this order, so the short unit
+    # files fill in at the end instead of one worker finishing an end-to-end file alone.
+    rank = {"e2e": 0, "integration": 1, "unit": 2}
+    items.sort(key=lambda item: min(rank[m.name] for m in item.iter_markers() if m.name in rank))
 
 
 @pytest.fixture(scope="session")
