@@ -43,12 +43,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tests without a marker are unit tests.
     for item in items:
-        if not any(item.iter_markers(name) for name in ("integration", "e2e")):
+        if not any(any(item.iter_markers(name)) for name in ("integration", "e2e")):
             item.add_marker(pytest.mark.unit)
     # The slowest kinds first: the workers share out whole files in this order, so the short unit
     # files fill in at the end instead of one worker finishing an end-to-end file alone.
     rank = {"e2e": 0, "integration": 1, "unit": 2}
-    items.sort(key=lambda item: min(rank[m.name] for m in item.iter_markers() if m.name in rank))
+    items.sort(key=lambda item: min(rank.get(m.name, 2) for m in item.iter_markers()))
 
 
 @pytest.fixture(scope="session")
