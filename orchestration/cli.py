@@ -1,6 +1,7 @@
 """The ``tessera`` command: run the pipeline without the UI.
 
-tessera generate --customers N --seed S [--target local|postgres]
+tessera generate --customers N --seed S [--shape tessera|typed|segment|rudderstack]
+                 [--target local|postgres]
 tessera run [--target local|postgres] [--vars '{tessera_default_country: GB}'] [--output-dir D]
             [--verbose]
 tessera demo [--customers N] [--seed S] [--output-dir D] [--verbose]
@@ -30,7 +31,8 @@ from orchestration.activation.config import SyncConfigError
 from orchestration.activation.destination import DestinationError
 from orchestration.activation.engine import SyncError, SyncResult, run_syncs
 from orchestration.dbt_project import DbtRunError
-from orchestration.demo.generator import SOURCE_TABLES, TRUTH_TABLES, generate
+from orchestration.demo.generator import TRUTH_TABLES, generate
+from orchestration.demo.shapes import SHAPES, apply_shape
 from orchestration.identity.explain import ExplainError, explain, format_explanation
 from orchestration.predictive.clv import PredictiveInputError
 from orchestration.project import ConfigError, ProjectConfig
@@ -75,21 +77,25 @@ class _Steps:
 
 
 def generate_into(
-    warehouse: Warehouse, customers: int, seed: int, **options: Any
+    warehouse: Warehouse, customers: int, seed: int, shape: str = "tessera", **options: Any
 ) -> dict[str, int]:
-    """Write the demo sources (schema ``tessera_raw_schema``, the contract's table names) and
-    their ground truth (schema truth) to a warehouse.
+    """Write the demo sources (schema ``tessera_raw_schema``) and their ground truth (schema
+    truth) to a warehouse; return the rows of each source table.
 
+    ``shape`` is how the sources land (orchestration/demo/shapes.py): Tessera's contract as
+    text (``tessera``) or typed (``typed``), or the Segment or RudderStack warehouse schema.
     ``options`` go to the generator (``defect_rate``, ``junk``).
     """
     schema = ProjectConfig.load().raw_schema
     if warehouse.duckdb_path is not None:
         with warehouse.duckdb_connection() as con:
             data = generate(customers, seed, con=con, progress=_say, schema=schema, **options)
+            apply_shape(con, schema, shape)
         return data.row_counts
     data = generate(customers, seed, progress=_say, schema=schema, **options)
+    tables = apply_shape(data.con, schema, shape)
     with warehouse.postgres_connection() as pg:
-        copy_duckdb_to_postgres(data.con, pg, schema, list(SOURCE_TABLES), progress=_say)
+        copy_duckdb_to_postgres(data.con, pg, schema, tables, progress=_say)
         copy_duckdb_to_postgres(data.con, pg, "truth", list(TRUTH_TABLES))
     return data.row_counts
 
@@ -99,10 +105,15 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     steps = _Steps()
     counts = steps.run(
         f"generate {args.customers:,} customers (seed {args.seed}) into {warehouse.describe()}",
-        lambda: generate_into(warehouse, args.customers, args.seed),
+        lambda: generate_into(warehouse, args.customers, args.seed, shape=args.shape),
     )
     for table, rows in counts.items():
         _say(f"{table}: {rows:,} rows")
+    if args.shape in ("segment", "rudderstack"):
+        _say(
+            f"the event tables follow the {args.shape} warehouse schema: build with "
+            f"--vars '{{tessera_source_preset: {args.shape}}}'"
+        )
     print(steps.report())
 
 
@@ -220,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="write demo source data to the raw schema")
     gen.add_argument("--customers", type=_positive_int, required=True)
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="tessera",
+        help="how the sources land: Tessera's contract as text (default) or typed, or the "
+        "Segment or RudderStack warehouse schema",
+    )
     add_target(gen)
     gen.set_defaults(func=_cmd_generate)
 

@@ -186,6 +186,15 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value
 
 
+def _event_tables(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(event, str) and event and isinstance(table, str) and _IDENTIFIER.match(table)
+        for event, table in value.items()
+    ):
+        raise ValueError("must be a mapping of event name to table name")
+    return value
+
+
 def _regex(value: Any) -> str:
     text = _text(value)
     try:
@@ -217,6 +226,8 @@ _TABLE_VARS = (
 
 #: Known var -> check. A var dbt_project.yml declares and this table does not is passed on as is.
 CHECKS: dict[str, Callable[[Any], Any]] = {
+    "tessera_source_preset": _one_of("tessera", "segment", "rudderstack"),
+    "tessera_event_tables": _event_tables,
     "tessera_raw_schema": _identifier,
     **{f"tessera_{table}_table": _identifier for table in _TABLE_VARS},
     "tessera_default_country": _country,

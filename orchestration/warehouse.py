@@ -36,6 +36,8 @@ _POSTGRES_TYPES = {
     "BIGINT": "bigint",
     "BOOLEAN": "boolean",
     "TIMESTAMP": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "DECIMAL(18,2)": "numeric(18, 2)",
     "DATE": "date",
 }
 _COPY_BATCH_ROWS = 200_000

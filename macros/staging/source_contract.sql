@@ -12,7 +12,7 @@
         'pages': [
             ('id', text), ('anonymous_id', text), ('user_id', text), ('url', text),
             ('path', text), ('referrer', text), ('utm_source', text), ('utm_medium', text),
-            ('utm_campaign', text), ('timestamp', text)],
+            ('utm_campaign', text), ('utm_term', text), ('utm_content', text), ('timestamp', text)],
         'orders': [
             ('order_id', text), ('customer_ref', text), ('email', text), ('phone', text),
             ('ordered_at', text), ('total_amount', dbt.type_float()), ('currency', text),

@@ -194,13 +194,15 @@ class ModelSql:
         self.output = cache(self._output)
 
     def mentions(self, model: str, column: str) -> bool:
-        """Whether the model's SQL, or a macro it calls, names ``column``."""
-        text = self.files[model].read_text()
-        texts = [text] + [
-            self.macros[name].read_text()
-            for name in _MACRO_CALL.findall(text)
-            if name in self.macros
-        ]
+        """Whether the model's SQL, or a macro it calls (directly or through other macros),
+        names ``column``."""
+        texts = [self.files[model].read_text()]
+        seen: set[str] = set()
+        for text in texts:
+            for name in _MACRO_CALL.findall(text):
+                if name in self.macros and name not in seen:
+                    seen.add(name)
+                    texts.append(self.macros[name].read_text())
         return any(re.search(rf"\b{re.escape(column)}\b", text) for text in texts)
 
     def _output(self, model: str) -> Output:

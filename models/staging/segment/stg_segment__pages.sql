@@ -15,6 +15,8 @@ final as (
         utm_source,
         utm_medium,
         utm_campaign,
+        utm_term,
+        utm_content,
         viewed_at
     from base_pages
     where rejection_reason is null

@@ -16,6 +16,8 @@ final as (
         utm_source,
         utm_medium,
         utm_campaign,
+        utm_term,
+        utm_content,
         timestamp_raw as viewed_at
     from base_pages
     where rejection_reason is not null

@@ -14,7 +14,7 @@ final as (
         currency,
         order_status,
         channel,
-        total_amount,
+        total_amount_raw as total_amount,
         ordered_at_raw as ordered_at
     from base_orders
     where rejection_reason is not null

@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ tessera.source_or_empty('crm', 'crm_contacts') }} as raw_contacts
+    select * from {{ ref('landed_crm__contacts') }} as raw_contacts
 ),
 
 default_country as (

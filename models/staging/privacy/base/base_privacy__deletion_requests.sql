@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ tessera.source_or_empty('privacy', 'deletion_requests') }} as raw_requests
+    select * from {{ ref('landed_privacy__deletion_requests') }} as raw_requests
 ),
 
 default_country as (

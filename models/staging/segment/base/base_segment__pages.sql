@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ tessera.source_or_empty('segment', 'pages') }} as raw_pages
+    select * from {{ ref('landed_segment__pages') }} as raw_pages
 ),
 
 cleaned as (
@@ -19,6 +19,8 @@ cleaned as (
         nullif(lower(trim(utm_source)), '') as utm_source,
         nullif(lower(trim(utm_medium)), '') as utm_medium,
         nullif(lower(trim(utm_campaign)), '') as utm_campaign,
+        nullif(lower(trim(utm_term)), '') as utm_term,
+        nullif(lower(trim(utm_content)), '') as utm_content,
 
         -- timestamps
         cast({{ adapter.quote('timestamp') }} as {{ dbt.type_string() }}) as timestamp_raw,
@@ -44,6 +46,8 @@ validated as (
         utm_source,
         utm_medium,
         utm_campaign,
+        utm_term,
+        utm_content,
         timestamp_raw,
         viewed_at,
         case

@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ tessera.source_or_empty('segment', 'tracks') }} as raw_tracks
+    select * from {{ ref('landed_segment__tracks') }} as raw_tracks
 ),
 
 cleaned as (

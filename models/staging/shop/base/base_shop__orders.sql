@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ tessera.source_or_empty('shop', 'orders') }} as raw_orders
+    select * from {{ ref('landed_shop__orders') }} as raw_orders
 ),
 
 default_country as (
@@ -26,7 +26,8 @@ cleaned as (
         nullif(lower(trim(source.channel)), '') as channel,
 
         -- numerics
-        cast(source.total_amount as decimal(18, 2)) as total_amount,
+        source.total_amount as total_amount_raw,
+        {{ tessera.safe_cast_number('source.total_amount', 'decimal(18, 2)') }} as total_amount,
 
         -- timestamps
         cast(source.ordered_at as {{ dbt.type_string() }}) as ordered_at_raw,
@@ -53,6 +54,7 @@ validated as (
         currency,
         order_status,
         channel,
+        total_amount_raw,
         total_amount,
         ordered_at_raw,
         ordered_at,
@@ -68,7 +70,8 @@ validated as (
                 and (phone is null or not {{ tessera.is_valid_e164('phone') }})
                 then 'malformed_phone'
             when coalesce(shop_customer_ref, email, phone) is null then 'no_identifier'
-            when total_amount is null then 'missing_amount'
+            when nullif(trim(total_amount_raw), '') is null then 'missing_amount'
+            when total_amount is null then 'unparseable_amount'
             when total_amount < 0 then 'negative_amount'
         end as rejection_reason
     from numbered

@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ tessera.source_or_empty('support', 'support_tickets') }} as raw_tickets
+    select * from {{ ref('landed_support__tickets') }} as raw_tickets
 ),
 
 cleaned as (
@@ -17,7 +17,10 @@ cleaned as (
         nullif(lower(trim(channel)), '') as channel,
 
         -- numerics
-        cast(satisfaction_score as {{ dbt.type_int() }}) as satisfaction_score,
+        cast(
+            {{ tessera.safe_cast_number('satisfaction_score', dbt.type_numeric()) }}
+            as {{ dbt.type_int() }}
+        ) as satisfaction_score,
 
         -- timestamps
         cast(created_at as {{ dbt.type_string() }}) as created_at_raw,
