@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ ref('landed_crm__contacts') }} as raw_contacts
+    select * from {{ ref('landed_crm__contacts') }}
 ),
 
 default_country as (

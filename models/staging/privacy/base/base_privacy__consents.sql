@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ ref('landed_privacy__consents') }} as raw_consents
+    select * from {{ ref('landed_privacy__consents') }}
 ),
 
 default_country as (

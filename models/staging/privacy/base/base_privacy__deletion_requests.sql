@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ ref('landed_privacy__deletion_requests') }} as raw_requests
+    select * from {{ ref('landed_privacy__deletion_requests') }}
 ),
 
 default_country as (

@@ -3,7 +3,7 @@
 with
 
 source as (
-    select * from {{ ref('landed_segment__identifies') }} as raw_identifies
+    select * from {{ ref('landed_segment__identifies') }}
 ),
 
 default_country as (

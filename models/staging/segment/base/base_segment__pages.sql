@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ ref('landed_segment__pages') }} as raw_pages
+    select * from {{ ref('landed_segment__pages') }}
 ),
 
 cleaned as (

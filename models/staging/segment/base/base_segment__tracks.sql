@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ ref('landed_segment__tracks') }} as raw_tracks
+    select * from {{ ref('landed_segment__tracks') }}
 ),
 
 cleaned as (

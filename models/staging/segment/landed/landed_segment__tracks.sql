@@ -1,12 +1,13 @@
 {#- Every row of the raw tracks table as it landed, in the contract's columns as text. Under the
     segment and rudderstack presets each call's properties come from its event's own table. -#}
+{%- set raw_tracks = source('segment', 'tracks') -%}
 {%- set landed = tessera.land_source('segment', 'tracks') -%}
 {%- set properties = none -%}
-{%- if var('tessera_source_preset') != 'tessera' and load_relation(source('segment', 'tracks')) is not none -%}
-    {%- set properties = tessera.event_properties(source('segment', 'tracks')) -%}
+{%- if var('tessera_source_preset') != 'tessera' and load_relation(raw_tracks) is not none -%}
+    {%- set properties = tessera.event_properties(raw_tracks) -%}
 {%- endif -%}
-{%- if properties is none -%}
-{{ landed }}
+{%- if properties is none %}
+    {{ landed }}
 {%- else -%}
 with
 

@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ ref('landed_shop__orders') }} as raw_orders
+    select * from {{ ref('landed_shop__orders') }}
 ),
 
 default_country as (

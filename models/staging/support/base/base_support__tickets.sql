@@ -2,7 +2,7 @@
 with
 
 source as (
-    select * from {{ ref('landed_support__tickets') }} as raw_tickets
+    select * from {{ ref('landed_support__tickets') }}
 ),
 
 cleaned as (
