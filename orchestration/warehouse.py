@@ -251,7 +251,8 @@ def copy_duckdb_to_postgres(
                 [schema, table],
             ).fetchall()
             ddl = ", ".join(f'"{name}" {_postgres_type(kind)}' for name, kind in columns)
-            cur.execute(f'drop table if exists "{schema}"."{table}"')
+            # Staging's landed views over the table go with it; the next dbt build recreates them.
+            cur.execute(f'drop table if exists "{schema}"."{table}" cascade')
             cur.execute(f'create table "{schema}"."{table}" ({ddl})')
             reader = source.sql(f'select * from "{schema}"."{table}"').to_arrow_reader(
                 _COPY_BATCH_ROWS
