@@ -4,10 +4,11 @@
 {% macro safe_cast_number(expr, data_type) -%}
     {%- set text_value = "trim(cast(" ~ expr ~ " as " ~ dbt.type_string() ~ "))" -%}
     {%- set as_double = "cast(" ~ text_value ~ " as " ~ dbt.type_float() ~ ")" -%}
-    case
+    {#- The outer cast keeps the type's scale, which Postgres drops from a case's result. -#}
+    cast(case
         when {{ tessera.regex_matches(text_value, '^[+-]?([0-9]{1,15}([.][0-9]*)?|[.][0-9]+)$') }}
             then cast({{ text_value }} as {{ data_type }})
         when {{ tessera.regex_matches(text_value, '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)[eE][+-]?[0-9]{1,2}$') }}
             then case when abs({{ as_double }}) < 1e15 then cast({{ as_double }} as {{ data_type }}) end
-    end
+    end as {{ data_type }})
 {%- endmacro %}
