@@ -9,6 +9,7 @@
     ('support', 'support_tickets', 'stg_support__tickets'),
     ('privacy', 'consents', 'stg_privacy__consents'),
     ('privacy', 'deletion_requests', 'stg_privacy__deletion_requests'),
+    ('shop', 'order_items', 'stg_shop__order_items'),
 ] -%}
 
 with

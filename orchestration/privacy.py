@@ -3,7 +3,8 @@
 A column holds personal data when its YAML says ``meta: {pii: true}`` (or ``config.meta.pii``).
 Every column whose name looks personal (``looks_personal``: emails, phones, names, address
 parts, IP addresses, raw identifier values) must carry the tag; tests/dbt/test_pii_tags.py
-enforces it. Surrogate keys (``customer_id``) and source-system ids (``user_id``,
+enforces it. A column whose name only looks personal (a product's ``name``) says so with
+``meta: {pii: false}``. Surrogate keys (``customer_id``) and source-system ids (``user_id``,
 ``anonymous_id``, ``crm_contact_id``) are pseudonyms, not tagged.
 
 A table with no YAML (an audience table written by a test or by hand) is judged by its column
@@ -64,6 +65,8 @@ class DeclaredColumn:
     relation: str
     column: str
     pii: bool
+    #: The YAML says ``pii: false``: reviewed, not personal whatever the name suggests.
+    not_pii: bool = False
 
 
 def declared_columns(project_dir: Path) -> Iterator[DeclaredColumn]:
@@ -73,12 +76,16 @@ def declared_columns(project_dir: Path) -> Iterator[DeclaredColumn]:
             document = _load_yaml(path.read_text(encoding="utf-8")) or {}
             for model in document.get("models") or []:
                 for column in model.get("columns") or []:
-                    yield DeclaredColumn(path, "model", model["name"], column["name"], _pii(column))
+                    yield DeclaredColumn(
+                        path, "model", model["name"], column["name"], *_pii_tags(column)
+                    )
             for source in document.get("sources") or []:
                 for table in source.get("tables") or []:
                     relation = f"{source['name']}.{table['name']}"
                     for column in table.get("columns") or []:
-                        yield DeclaredColumn(path, "source", relation, column["name"], _pii(column))
+                        yield DeclaredColumn(
+                            path, "source", relation, column["name"], *_pii_tags(column)
+                        )
 
 
 def pii_columns(project_dir: Path) -> dict[str, set[str]]:
@@ -141,10 +148,12 @@ def _load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
-def _pii(column: dict[str, Any]) -> bool:
+def _pii_tags(column: dict[str, Any]) -> tuple[bool, bool]:
+    """(tagged ``pii: true``, tagged ``pii: false``)."""
     meta = column.get("meta") or {}
     config_meta = (column.get("config") or {}).get("meta") or {}
-    return meta.get("pii") is True or config_meta.get("pii") is True
+    values = {meta.get("pii"), config_meta.get("pii")}
+    return True in values, False in values and True not in values
 
 
 def _model_paths(project_dir: Path) -> list[Path]:
@@ -165,7 +174,7 @@ def _model_pii_columns(model: str, project_dir: Path | None) -> set[str]:
                 continue
             for item in (_load_yaml(text) or {}).get("models") or []:
                 if item.get("name") == model:
-                    tagged |= {c["name"] for c in item.get("columns") or [] if _pii(c)}
+                    tagged |= {c["name"] for c in item.get("columns") or [] if _pii_tags(c)[0]}
     return tagged
 
 

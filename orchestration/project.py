@@ -214,6 +214,7 @@ def _risk_tiers(value: Any) -> dict[str, float]:
 
 
 _TABLE_VARS = (
+    "order_items",
     "identifies",
     "tracks",
     "pages",

@@ -23,6 +23,7 @@ STAGING_MODELS: dict[str, tuple[str, str]] = {
         "stg_privacy__deletion_requests",
         "stg_privacy__deletion_requests_rejected",
     ),
+    "order_items": ("stg_shop__order_items", "stg_shop__order_items_rejected"),
 }
 
 

@@ -29,6 +29,9 @@
             ('granted', dbt.type_boolean()), ('recorded_at', text), ('source', text)],
         'deletion_requests': [
             ('subject_type', text), ('subject_value', text), ('requested_at', text)],
+        'order_items': [
+            ('order_id', text), ('product_id', text), ('sku', text), ('name', text),
+            ('category', text), ('price', text), ('quantity', text)],
     } -%}
     {%- if table_name not in contract -%}
         {{ exceptions.raise_compiler_error("Tessera has no source contract for table '" ~ table_name ~ "'; known tables: " ~ (contract.keys() | list | join(', '))) }}

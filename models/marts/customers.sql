@@ -98,6 +98,60 @@ order_traits as (
     group by customer_id
 ),
 
+order_items as (
+    select * from {{ ref('order_items') }}
+),
+
+-- What each customer bought in completed orders: distinct products, and the categories that
+-- took most of the money (up to three, ties by name).
+bought_items as (
+    select
+        customer_id,
+        category,
+        line_amount,
+        coalesce(product_id, sku) as product_key
+    from order_items
+    where customer_id is not null and order_status = 'completed'
+),
+
+product_traits as (
+    select
+        customer_id,
+        count(distinct product_key) as distinct_products_count
+    from bought_items
+    group by customer_id
+),
+
+category_amounts as (
+    select
+        customer_id,
+        category,
+        sum(line_amount) as category_amount
+    from bought_items
+    where category is not null
+    group by customer_id, category
+),
+
+ranked_categories as (
+    select
+        customer_id,
+        category,
+        row_number() over (
+            partition by customer_id
+            order by category_amount desc, {{ tessera.bytewise('category') }}
+        ) as category_rank
+    from category_amounts
+),
+
+category_traits as (
+    select
+        customer_id,
+        {{ dbt.listagg('category', "','", 'order by category_rank') }} as top_categories
+    from ranked_categories
+    where category_rank <= 3
+    group by customer_id
+),
+
 order_channels as (
     select distinct
         customer_id,
@@ -269,6 +323,7 @@ final as (
         surviving_last_name.last_name,
         surviving_company.company,
         channel_traits.channels,
+        category_traits.top_categories,
 
         -- numerics
         coalesce(event_traits.page_views_count, 0) as page_views_count,
@@ -279,6 +334,7 @@ final as (
         {{ tessera.divide_money(
             'order_traits.lifetime_revenue', 'order_traits.completed_orders_count'
         ) }} as average_order_value,
+        coalesce(product_traits.distinct_products_count, 0) as distinct_products_count,
         coalesce(event_traits.support_tickets_count, 0) as support_tickets_count,
         identity_traits.identifiers_count,
         {%- for identifier_type in identifier_types %}
@@ -307,6 +363,8 @@ final as (
     left join event_traits on identity_traits.customer_id = event_traits.customer_id
     left join order_traits on identity_traits.customer_id = order_traits.customer_id
     left join channel_traits on identity_traits.customer_id = channel_traits.customer_id
+    left join product_traits on identity_traits.customer_id = product_traits.customer_id
+    left join category_traits on identity_traits.customer_id = category_traits.customer_id
     left join consent_traits on identity_traits.customer_id = consent_traits.customer_id
 )
 

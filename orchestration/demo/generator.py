@@ -35,6 +35,7 @@ SOURCE_TABLES = (
     "support_tickets",
     "consents",
     "deletion_requests",
+    "order_items",
 )
 
 # Person kinds: browse the site or app, buy online without browsing tracked, buy in store with only
@@ -65,6 +66,7 @@ TRACK_EVENTS = (
     "Newsletter Subscribed",
 )  # fmt: skip
 CONSENT_PURPOSES = ("email_marketing", "advertising", "analytics")
+PRODUCT_CATEGORIES = ("apparel", "shoes", "accessories", "home", "beauty", "outdoor")
 LIFECYCLE_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "opportunity", "customer")
 
 # Identifiers typed by many different people: what identity resolution must never merge on.
@@ -191,6 +193,10 @@ SPECS: dict[str, TableSpec] = {
         ("subject_type", "subject_value", "requested_at"),
         ("no_identifier", "unparseable_timestamp"),
         has_id=False,
+    ),
+    "order_items": TableSpec(
+        ("order_id", "product_id", "sku", "name", "category", "price", "quantity"),
+        ("missing_id", "missing_product", "invalid_quantity", "negative_price"),
     ),
 }
 
@@ -631,6 +637,46 @@ def _render_orders(b: _Builder, people: dict[str, np.ndarray]) -> None:
     """)
 
 
+def _render_order_items(b: _Builder) -> None:
+    """One to four products per order the shop stages (broken orders get none), each once."""
+    rng = b.rng()
+    orders = b.con.execute(
+        "select distinct rid from orders_skeleton where defect = 0 order by rid"
+    ).fetchnumpy()["rid"]
+    per_order = np.minimum(rng.geometric(0.55, len(orders)), 4)
+    n = int(per_order.sum())
+    # Distinct products within an order: consecutive offsets from a random first product.
+    line = np.arange(n) - np.repeat(np.cumsum(per_order) - per_order, per_order)
+    first = np.repeat(rng.integers(1, 500, len(orders)), per_order)
+    sk = {
+        "order_rid": np.repeat(orders, per_order),
+        "product": (first + line * 37) % 499 + 1,
+        "price": np.round(rng.gamma(3.0, 12.0, n), 2),
+        "quantity": np.minimum(rng.geometric(0.7, n), 5),
+    }
+    b.register("order_items_skeleton", b.with_defects("order_items", sk, rng))
+    d = lambda name: _defect("order_items", name)  # noqa: E731
+    b.con.execute(f"""
+        create or replace table {b.schema}.order_items as
+        select
+            case when s.defect <> {d("missing_id")}
+                then 'ord_' || lpad(s.order_rid::varchar, 9, '0') end as order_id,
+            case when s.defect <> {d("missing_product")}
+                then 'p-' || s.product::varchar end as product_id,
+            case when s.defect <> {d("missing_product")}
+                then 'SKU-' || lpad(s.product::varchar, 5, '0') end as sku,
+            'Product ' || s.product::varchar as name,
+            {_pick(PRODUCT_CATEGORIES, "s.product % 6")} as category,
+            case when s.defect = {d("negative_price")} then -s.price - 1 else s.price end
+                as price,
+            case when s.defect = {d("invalid_quantity")}
+                then {_pick(("0", "two", "-1", "1.5"), "s.variant % 4")}
+                else s.quantity::varchar end as quantity
+        from order_items_skeleton as s
+        order by s.order_rid, s.rid
+    """)
+
+
 def _render_crm_contacts(b: _Builder, people: dict[str, np.ndarray]) -> None:
     rng = b.rng()
     kind = people["kind"]
@@ -878,6 +924,7 @@ def generate(
         ("support_tickets", lambda: _render_support_tickets(b, people)),
         ("consents", lambda: _render_consents(b, people)),
         ("deletion_requests", lambda: _render_deletion_requests(b, people)),
+        ("order_items", lambda: _render_order_items(b)),
     ]
     data = GeneratedData(con=con, customers=customers, seed=seed)
     for table, step in steps:

@@ -75,6 +75,7 @@ def apply_shape(con: duckdb.DuckDBPyConnection, schema: str, shape: str) -> list
         "support_tickets",
         "consents",
         "deletion_requests",
+        "order_items",
     ]
     if shape == "tessera":
         return tables
@@ -112,6 +113,11 @@ def _type_shop_and_crm(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     _replace(con, schema, "deletion_requests", f"""
         select * replace ({_utc("requested_at")} as requested_at)
         from {s}.deletion_requests""")  # fmt: skip
+    _replace(con, schema, "order_items", f"""
+        select * replace (
+            cast(price as decimal(18, 2)) as price,
+            try_cast(quantity as integer) as quantity
+        ) from {s}.order_items""")  # fmt: skip
 
 
 def _type_events(con: duckdb.DuckDBPyConnection, schema: str) -> None:

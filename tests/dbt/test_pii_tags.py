@@ -30,7 +30,7 @@ def untagged_personal_columns(project: Path) -> list[str]:
         f"{declared.path.relative_to(project)}: {declared.kind} {declared.relation} column "
         f"{declared.column} looks personal but is not tagged meta.pii: true"
         for declared in declared_columns(project)
-        if looks_personal(declared.column) and not declared.pii
+        if looks_personal(declared.column) and not declared.pii and not declared.not_pii
     ]
 
 

@@ -39,6 +39,7 @@ RESOLVED = [
     "identity.identity_customer_map",
     "marts.customer_identities",
     "marts.orders",
+    "marts.order_items",
     "marts.customers",
     "marts.customer_events",
     "audiences.audience_repeat_buyers",
