@@ -1,4 +1,4 @@
-"""Deterministic, adversarial generator of Tessera's eight source tables.
+"""Deterministic, adversarial generator of Tessera's source tables.
 
 Random structure (who has which identifiers, how many devices, events and orders, which rows are
 broken) is drawn with numpy; the rows are rendered to text by DuckDB, which formats tens of
