@@ -1,6 +1,9 @@
 """The whole Dagster graph runs in process on demo data, on DuckDB and on Postgres; a failing
 expectation stops the sync downstream of it; and the raw rows sensor asks for a rebuild when a
-raw table grows."""
+raw table grows.
+
+The event sources land as the vendors write them, typed: Segment's warehouse schema on DuckDB,
+RudderStack's on Postgres, each read under its source preset, as a user's run would."""
 
 import json
 import os
@@ -12,12 +15,16 @@ import pytest
 from orchestration.activation.assets import sync_key
 from orchestration.cli import generate_into
 from orchestration.definitions import JOB_NAME, build_defs
+from orchestration.project import ProjectConfig
+from orchestration.resources import RunSettings
 from orchestration.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 
 CUSTOMERS = 300
 SEED = 5
+#: How each adapter's sources land (orchestration/demo/shapes.py), read under the same preset.
+SHAPES = {"duckdb": "segment", "postgres": "rudderstack"}
 
 
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
@@ -30,8 +37,10 @@ def built(
     else:
         server = request.getfixturevalue("postgres_server")
         warehouse = Warehouse(target="postgres", postgres=server.create_database("dagster"))
-    generate_into(warehouse, CUSTOMERS, SEED)
-    defs = build_defs(warehouse)
+    shape = SHAPES[request.param]
+    generate_into(warehouse, CUSTOMERS, SEED, shape=shape)
+    settings = RunSettings.of(ProjectConfig.load({"tessera_source_preset": shape}))
+    defs = build_defs(warehouse, settings)
     # The file syncs write under output/syncs of the working directory; no destination that
     # needs an account is configured.
     folder = tmp_path_factory.mktemp(f"dagster_cwd_{request.param}")
@@ -87,6 +96,12 @@ def test_the_whole_graph_materializes_with_every_check_passing(built) -> None:
     assert [e.check_name for e in evaluations if not e.passed] == []
     customers = warehouse.query("select count(*) from marts.customers")[0][0]
     assert customers > CUSTOMERS * 0.8
+    # The vendor's event tables were read: tracks carry their event's properties.
+    viewed = warehouse.query(
+        "select count(*), count(properties) from staging.stg_segment__tracks "
+        "where event_name = 'Product Viewed'"
+    )[0]
+    assert viewed[0] == viewed[1] > 100
     # The predictive step ran between the feature marts and the dbt models over its tables.
     scored = warehouse.query("select count(*) from marts.customer_clv")[0][0]
     features = warehouse.query("select count(*) from marts.customer_features")[0][0]
@@ -213,7 +228,7 @@ def test_sensor_requests_a_rebuild_downstream_of_a_raw_table_that_grew(built) ->
         first = _tick(defs, instance, None)
         counts = json.loads(first.cursor)
         assert counts["shop/orders"] == orders
-        assert len(counts) == 8
+        assert len(counts) == 9
         assert first.run_requests == []
 
         unchanged = _tick(defs, instance, first.cursor)
