@@ -127,6 +127,6 @@ def test_an_override_reaches_dbt_and_the_raw_tables_the_sensor_counts(tmp_path: 
     warehouse = Warehouse(target="local", duckdb_path=tmp_path / "t.duckdb")
     manifest = prepare_manifest(project, "duckdb", warehouse.dbt_env(), config.dbt_args())
     tables = raw_tables(manifest, config.raw_schema)
-    assert len(tables) == 8
+    assert len(tables) == 9
     assert {table.schema for table in tables} == {"landing"}
     assert raw_tables(manifest, "raw") == []

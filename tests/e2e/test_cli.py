@@ -40,7 +40,7 @@ def test_demo_then_run_print_what_they_did(tmp_path: Path) -> None:
     first = _tessera("demo", "--customers", "400", env=env)
     assert first.returncode == 0, first.stderr + first.stdout
     summary = _summary(first.stdout)
-    assert len(summary) == 8
+    assert len(summary) == 9
     for source, (raw, staged, rejected) in summary.items():
         assert raw == staged + rejected, source
     assert summary["pages"][0] > 1_000
