@@ -24,5 +24,17 @@
     exception when others then
         return null;
     end;
+    $tessera$;
+    {#- The same for JSON text (Postgres 15 has no IS JSON): null where it does not parse. #}
+    create or replace function {{ target.schema }}.tessera_try_json(value text)
+    returns json
+    language plpgsql
+    immutable
+    as $tessera$
+    begin
+        return value::json;
+    exception when others then
+        return null;
+    end;
     $tessera$
 {%- endmacro %}

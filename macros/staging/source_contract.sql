@@ -16,7 +16,7 @@
         'orders': [
             ('order_id', text), ('customer_ref', text), ('email', text), ('phone', text),
             ('ordered_at', text), ('total_amount', dbt.type_float()), ('currency', text),
-            ('status', text), ('channel', text)],
+            ('status', text), ('channel', text), ('user_id', text), ('anonymous_id', text)],
         'crm_contacts': [
             ('contact_id', text), ('email', text), ('phone', text), ('first_name', text),
             ('last_name', text), ('company', text), ('lifecycle_stage', text),

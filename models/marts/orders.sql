@@ -6,6 +6,8 @@
     ('shop_customer_ref', 'shop_customer_ref'),
     ('email', 'email'),
     ('phone', 'phone'),
+    ('user_id', 'user_id'),
+    ('anonymous_id', 'anonymous_id'),
 ] -%}
 
 with

@@ -8,6 +8,8 @@ final as (
     select
         order_id,
         shop_customer_ref,
+        user_id,
+        anonymous_id,
         email,
         phone,
         currency,

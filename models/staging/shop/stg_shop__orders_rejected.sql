@@ -9,6 +9,8 @@ final as (
         rejection_reason,
         order_id,
         shop_customer_ref,
+        user_id,
+        anonymous_id,
         email_raw as email,
         phone_raw as phone,
         currency,

@@ -15,6 +15,8 @@ cleaned as (
         -- ids
         nullif(trim(source.order_id), '') as order_id,
         nullif(trim(source.customer_ref), '') as shop_customer_ref,
+        nullif(trim(source.user_id), '') as user_id,
+        nullif(trim(source.anonymous_id), '') as anonymous_id,
 
         -- strings
         source.email as email_raw,
@@ -47,6 +49,8 @@ validated as (
     select
         order_id,
         shop_customer_ref,
+        user_id,
+        anonymous_id,
         email_raw,
         email,
         phone_raw,
@@ -69,7 +73,8 @@ validated as (
                 nullif(trim(phone_raw), '') is not null
                 and (phone is null or not {{ tessera.is_valid_e164('phone') }})
                 then 'malformed_phone'
-            when coalesce(shop_customer_ref, email, phone) is null then 'no_identifier'
+            when coalesce(shop_customer_ref, email, phone, user_id, anonymous_id) is null
+                then 'no_identifier'
             when nullif(trim(total_amount_raw), '') is null then 'missing_amount'
             when total_amount is null then 'unparseable_amount'
             when total_amount < 0 then 'negative_amount'
