@@ -116,7 +116,9 @@ def _type_shop_and_crm(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     _replace(con, schema, "order_items", f"""
         select * replace (
             cast(price as decimal(18, 2)) as price,
-            try_cast(quantity as integer) as quantity
+            -- DuckDB would round '1.5' to 2; an INTEGER column cannot hold it at all.
+            case when regexp_full_match(quantity, '-?[0-9]+') then cast(quantity as integer) end
+                as quantity
         ) from {s}.order_items""")  # fmt: skip
 
 
