@@ -13,7 +13,7 @@
     {%- set selects = [] -%}
     {%- for relation, status in tables -%}
         {%- set columns = tessera.relation_columns(relation) -%}
-        {%- set pick = [] -%}
+        {%- set picked = [] -%}
         {%- for name, candidates in [
             ('message_id', ['id']), ('order_id', ['order_id']), ('user_id', ['user_id']),
             ('anonymous_id', ['anonymous_id']), ('email', ['email', 'context_traits_email']),
@@ -21,13 +21,9 @@
             ('currency', ['currency']), ('products', ['products']), ('event_time', ['timestamp']),
             ('_loaded_at', ['uuid_ts', 'received_at']),
         ] -%}
-            {%- set found = [] -%}
-            {%- for candidate in candidates if candidate in columns -%}
-                {%- do found.append("cast(raw_events." ~ adapter.quote(columns[candidate]) ~ " as " ~ text ~ ")") -%}
-            {%- endfor -%}
-            {%- do pick.append(tessera.first_of(found, "cast(null as " ~ text ~ ")") ~ " as " ~ name) -%}
+            {%- do picked.append(tessera.first_present_column(columns, candidates, 'raw_events') ~ " as " ~ name) -%}
         {%- endfor -%}
-        {%- do selects.append("select '" ~ status ~ "' as order_status, " ~ pick | join(', ') ~ " from " ~ relation ~ " as raw_events") -%}
+        {%- do selects.append("select '" ~ status ~ "' as order_status, " ~ picked | join(', ') ~ " from " ~ relation ~ " as raw_events") -%}
     {%- endfor -%}
     with
 

@@ -7,38 +7,31 @@
 {% macro land_source(source_name, table_name) -%}
     {%- set relation = source(source_name, table_name) -%}
     {%- set contract = tessera.source_contract(table_name) -%}
-    {%- set text = dbt.type_string() -%}
     {%- set present = tessera.relation_columns(relation) -%}
     {%- if present is none -%}
-        {%- if execute -%}
-            {%- do log("Tessera: source table " ~ relation ~ " does not exist; reading it as empty.", info=true) -%}
-        {%- endif -%}
-        select
-            {%- for name, data_type in contract %}
-            cast(null as {{ text }}) as {{ adapter.quote(name) }},
-            {%- endfor %}
-            cast(null as {{ dbt.type_timestamp() }}) as _loaded_at
-        where 1 = 0
+        {%- set columns = [] -%}
+        {%- for name, data_type in contract -%}
+            {%- do columns.append((name, dbt.type_string())) -%}
+        {%- endfor -%}
+        {%- do columns.append(('_loaded_at', dbt.type_timestamp())) -%}
+        select * from {{ tessera.relation_or_empty(
+            relation, columns, "source table " ~ relation ~ " does not exist; reading it as empty."
+        ) }} as missing_table
     {%- else -%}
         {%- set candidates = tessera.source_preset_columns(table_name) -%}
         {%- set missing = [] -%}
         select
             {%- for name, data_type in contract %}
             {%- set names = candidates.get(name, [name]) -%}
-            {%- set found = [] -%}
-            {%- for candidate in names if candidate in present -%}
-                {%- do found.append("cast(raw_rows." ~ adapter.quote(present[candidate]) ~ " as " ~ text ~ ")") -%}
-            {%- endfor -%}
-            {%- if not found and names and name not in tessera.source_optional_columns(table_name) -%}
+            {%- if names and name not in tessera.source_optional_columns(table_name)
+                and not (names | select('in', present) | list) -%}
                 {%- do missing.append(name) -%}
             {%- endif %}
-            {{ tessera.first_of(found, "cast(null as " ~ text ~ ")") }} as {{ adapter.quote(name) }},
+            {{ tessera.first_present_column(present, names, 'raw_rows') }} as {{ adapter.quote(name) }},
             {%- endfor %}
-            {%- set loaded = [] -%}
-            {%- for candidate in candidates.get('_loaded_at', ['_loaded_at']) if candidate in present -%}
-                {%- do loaded.append(tessera.safe_cast_timestamp("raw_rows." ~ adapter.quote(present[candidate]))) -%}
-            {%- endfor %}
-            {{ tessera.first_of(loaded, "cast(null as " ~ dbt.type_timestamp() ~ ")") }} as _loaded_at
+            {{ tessera.safe_cast_timestamp(tessera.first_present_column(
+                present, candidates.get('_loaded_at', ['_loaded_at']), 'raw_rows'
+            )) }} as _loaded_at
         from {{ relation }} as raw_rows
         {%- if missing and execute %}
             {%- do log("Tessera: " ~ relation ~ " has no column " ~ missing | join(", ") ~ " (preset " ~ var('tessera_source_preset') ~ "); reading it as null.", info=true) -%}
