@@ -30,7 +30,7 @@ import re
 
 import duckdb
 
-from orchestration.demo.generator import TRACK_EVENTS
+from orchestration.demo.generator import SOURCE_TABLES, TRACK_EVENTS
 
 SHAPES = ("tessera", "typed", "segment", "rudderstack")
 # The generated events whose properties hold a product id and a price.
@@ -66,17 +66,7 @@ def apply_shape(con: duckdb.DuckDBPyConnection, schema: str, shape: str) -> list
     """Rewrite the generated tables of ``schema`` into ``shape``; return the tables it holds."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}: choose one of {', '.join(SHAPES)}")
-    tables = [
-        "identifies",
-        "tracks",
-        "pages",
-        "orders",
-        "crm_contacts",
-        "support_tickets",
-        "consents",
-        "deletion_requests",
-        "order_items",
-    ]
+    tables = list(SOURCE_TABLES)
     if shape == "tessera":
         return tables
     con.execute("set TimeZone = 'UTC'")
