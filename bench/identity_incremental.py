@@ -77,11 +77,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--mutable-sources",
-        help="comma-separated value of var tessera_identity_mutable_sources (default: all)",
+        help="comma-separated value of var tessera_mutable_sources (default: all)",
     )
     args = parser.parse_args()
     dbt_vars = (
-        {"tessera_identity_mutable_sources": args.mutable_sources.split(",")}
+        {"tessera_mutable_sources": args.mutable_sources.split(",")}
         if args.mutable_sources
         else None
     )

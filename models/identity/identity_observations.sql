@@ -17,7 +17,7 @@ observations as (
     {%- for source in tessera.identity_sources() %}
     {{ tessera.identifier_observations(
         ref(source.model), source.source_table, source.row_id, source.observed_at,
-        source.identifiers
+        source.identifiers, source.get('loaded_at')
     ) }}
         {% if not loop.last %}union all{% endif %}
     {%- endfor %}

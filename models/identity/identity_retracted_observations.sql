@@ -1,18 +1,18 @@
 {#- One row per identifier observation withdrawn from the graph, append-only: each run adds the
-    stored observations of source rows that changed (a CRM contact updated in place, a duplicate
-    that arrived with an earlier timestamp) or left staging since the last run. identity_observations
-    deletes them and identity_edges re-derives every pair that touched them, so an incremental
+    stored observations of source rows that changed (a CRM contact updated in place, an event
+    loaded again with a new load timestamp, a duplicate that arrived with an earlier timestamp)
+    or left staging since the last run. identity_observations deletes them and identity_edges re-derives every pair that touched them, so an incremental
     run ends where a full build would.
 
     It reads the stored identity_observations through the catalog, not ref(), because it must see
     them as the previous run left them: ref() would make the model its own ancestor. The diff reads
-    row keys only (table, id, time); no identifier is re-derived from history.
+    row keys only (table, id, time, load timestamp); no identifier is re-derived from history.
 
-    Only the sources in var tessera_identity_mutable_sources are checked: all of them by default,
+    Only the sources in var tessera_mutable_sources are checked: all of them by default,
     so an incremental run always ends where a full build would. Leaving out sources whose rows are
     never edited or deleted once loaded (event tables) skips most of this scan. -#}
 {{ config(materialized='incremental') }}
-{%- set mutable_sources = var('tessera_identity_mutable_sources') %}
+{%- set mutable_sources = var('tessera_mutable_sources') %}
 {%- set stored_relation = none %}
 {%- if execute and not flags.FULL_REFRESH %}
     {%- set stored_relation = adapter.get_relation(
@@ -41,6 +41,13 @@ retracted as (
                 stored_observations.source_table = staged_rows.source_table
                 and stored_observations.source_row_id = staged_rows.source_row_id
                 and stored_observations.observed_at = staged_rows.observed_at
+                and (
+                    stored_observations.source_loaded_at = staged_rows.source_loaded_at
+                    or (
+                        stored_observations.source_loaded_at is null
+                        and staged_rows.source_loaded_at is null
+                    )
+                )
         where
             staged_rows.source_row_id is null
             and stored_observations.source_table in (

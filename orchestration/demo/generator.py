@@ -101,6 +101,7 @@ SPECS: dict[str, TableSpec] = {
             "first_name",
             "last_name",
             "timestamp",
+            "_loaded_at",
         ),
         ("missing_id", "no_identifier", "malformed_email", "unparseable_timestamp"),
     ),
@@ -113,6 +114,7 @@ SPECS: dict[str, TableSpec] = {
             "properties",
             "context_device_id",
             "timestamp",
+            "_loaded_at",
         ),
         ("missing_id", "no_identifier", "missing_event", "unparseable_timestamp"),
     ),
@@ -128,6 +130,7 @@ SPECS: dict[str, TableSpec] = {
             "utm_medium",
             "utm_campaign",
             "timestamp",
+            "_loaded_at",
         ),
         ("missing_id", "no_identifier", "unparseable_timestamp"),
     ),
@@ -230,6 +233,17 @@ def _timestamp_sql(epoch: str, offset_col: str) -> str:
     return f"""case when {offset_col}
         then strftime({utc} + interval 2 hour, '%Y-%m-%dT%H:%M:%S') || '+02:00'
         else strftime({utc}, '%Y-%m-%dT%H:%M:%S') || 'Z' end"""
+
+
+# How long after an event the loader wrote it to the warehouse.
+LOAD_DELAY_SECONDS = 40 * 60
+
+
+def _loaded_at_sql(epoch: str) -> str:
+    """The load timestamp of an event row (column ``_loaded_at``): ISO-8601 UTC text, a fixed
+    delay after the event, and usable even where the event's own timestamp is broken."""
+    loaded = f"make_timestamp((({epoch}) + {LOAD_DELAY_SECONDS})::bigint * 1000000)"
+    return f"strftime({loaded}, '%Y-%m-%dT%H:%M:%S') || 'Z'"
 
 
 BAD_TIMESTAMPS = ("not a date", "2025-13-45 10:00:00", "31/12/2025 25:61", "yesterday")
@@ -481,7 +495,8 @@ def _render_pages(b: _Builder, devices: dict[str, np.ndarray]) -> None:
             case when utm_idx >= 0 then {_pick(UTM_CAMPAIGNS, "utm_idx")} end as utm_campaign,
             case when s.defect = {d("unparseable_timestamp")}
                 then {_pick(BAD_TIMESTAMPS, "s.variant % 4")}
-                else {_timestamp_sql("s.ts", "s.tz_offset")} end as timestamp
+                else {_timestamp_sql("s.ts", "s.tz_offset")} end as timestamp,
+            {_loaded_at_sql("s.ts")} as _loaded_at
         from pages_skeleton as s
         inner join devices as dev on s.device_id = dev.device_id
         inner join people as p on dev.person_id = p.person_id
@@ -516,7 +531,8 @@ def _render_tracks(b: _Builder, devices: dict[str, np.ndarray]) -> None:
                 as context_device_id,
             case when s.defect = {d("unparseable_timestamp")}
                 then {_pick(BAD_TIMESTAMPS, "s.variant % 4")}
-                else {_timestamp_sql("s.ts", "s.tz_offset")} end as timestamp
+                else {_timestamp_sql("s.ts", "s.tz_offset")} end as timestamp,
+            {_loaded_at_sql("s.ts")} as _loaded_at
         from tracks_skeleton as s
         inner join devices as dev on s.device_id = dev.device_id
         inner join people as p on dev.person_id = p.person_id
@@ -565,7 +581,8 @@ def _render_identifies(b: _Builder, devices: dict[str, np.ndarray]) -> None:
             p.last_name,
             case when s.defect = {d("unparseable_timestamp")}
                 then {_pick(BAD_TIMESTAMPS, "s.variant % 4")}
-                else {_timestamp_sql("s.ts", "s.tz_offset")} end as timestamp
+                else {_timestamp_sql("s.ts", "s.tz_offset")} end as timestamp,
+            {_loaded_at_sql("s.ts")} as _loaded_at
         from identifies_skeleton as s
         inner join devices as dev on s.device_id = dev.device_id
         inner join people as p on dev.person_id = p.person_id

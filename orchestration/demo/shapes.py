@@ -8,8 +8,9 @@ the generated tables of one schema, in place, into one of those forms:
 
 - ``tessera``: the contract as generated, all text.
 - ``typed``: the contract with typed columns, as an EL tool writes them: TIMESTAMP and TIMESTAMP
-  WITH TIME ZONE, DECIMAL and DOUBLE, BOOLEAN, INTEGER. A value the type cannot hold (the
-  generator's unparseable timestamps) becomes null, as it would on load.
+  WITH TIME ZONE, DECIMAL and DOUBLE, BOOLEAN, INTEGER; the events' ``_loaded_at`` is a
+  TIMESTAMP. A value the type cannot hold (the generator's unparseable timestamps) becomes null,
+  as it would on load.
 - ``segment``: Segment's warehouse schema (segment-docs, "Warehouse Schemas"): identify traits as
   columns; ``tracks`` without properties plus one table per event named by the event's snake_case
   slug, properties as columns; UTM parameters as ``context_campaign_*``; the four timestamps
@@ -114,27 +115,12 @@ def _type_shop_and_crm(con: duckdb.DuckDBPyConnection, schema: str) -> None:
 
 def _type_events(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     s = f'"{schema}"'
-    _replace(
-        con,
-        schema,
-        "identifies",
-        f"""
-        select * replace ({_instant('"timestamp"')} as "timestamp") from {s}.identifies""",
-    )
-    _replace(
-        con,
-        schema,
-        "tracks",
-        f"""
-        select * replace ({_utc('"timestamp"')} as "timestamp") from {s}.tracks""",
-    )
-    _replace(
-        con,
-        schema,
-        "pages",
-        f"""
-        select * replace ({_instant('"timestamp"')} as "timestamp") from {s}.pages""",
-    )
+    stamps = {"identifies": _instant, "tracks": _utc, "pages": _instant}
+    for table, typed in stamps.items():
+        _replace(con, schema, table, f"""
+            select * replace (
+                {typed('"timestamp"')} as "timestamp", {_utc("_loaded_at")} as _loaded_at
+            ) from {s}.{table}""")  # fmt: skip
 
 
 def _timestamps(vendor: str) -> str:

@@ -155,7 +155,7 @@ def test_a_run_with_no_new_rows_changes_no_stored_evidence(tmp_path: Path) -> No
 def test_a_run_checking_only_crm_contacts_for_edits_matches_a_full_build(tmp_path: Path) -> None:
     # Event tables declared append-only: their keys are not compared, yet appended rows and an
     # edited CRM contact still end where one full build ends.
-    only_crm = {"tessera_identity_mutable_sources": ["crm_contacts"]}
+    only_crm = {"tessera_mutable_sources": ["crm_contacts"]}
     whole = Warehouse(target="local", duckdb_path=tmp_path / "whole.duckdb")
     generate_into(whole, 300, SEED)
     whole.execute(EDITS[:1])
@@ -171,7 +171,14 @@ def test_a_run_checking_only_crm_contacts_for_edits_matches_a_full_build(tmp_pat
         ]
     )
     run_dbt(BUILD_IDENTITY, stepwise, only_crm, quiet=True)
-    stepwise.execute(["insert into raw.pages select * from raw.late_pages", EDITS[0]])
+    # Append-only: the late pages arrive in a new load, with a newer load timestamp.
+    stepwise.execute(
+        [
+            "insert into raw.pages select * replace ('2031-01-01T00:00:00Z' as _loaded_at) "
+            "from raw.late_pages",
+            EDITS[0],
+        ]
+    )
     run_dbt(BUILD_IDENTITY, stepwise, only_crm, quiet=True)
 
     assert stepwise.query(OBSERVATIONS) == whole.query(OBSERVATIONS)
@@ -190,6 +197,6 @@ def test_an_unknown_mutable_source_fails_naming_it(tmp_path: Path) -> None:
         run_dbt(
             ["compile", "--select", "identity_retracted_observations"],
             warehouse,
-            {"tessera_identity_mutable_sources": ["crm_contact"]},
+            {"tessera_mutable_sources": ["crm_contact"]},
             quiet=True,
         )

@@ -48,9 +48,11 @@ RESOLVED = [
 
 
 def _rows(warehouse: Warehouse, relation: str) -> list[tuple[Any, ...]]:
-    """Every row of ``relation``, sorted, with JSON text (event properties) read as JSON: the
-    text build keeps the properties as generated, the vendors' shapes rebuild them from their
-    event tables' columns, in another key order and spacing, and a DOUBLE 22.0 may print as 22."""
+    """Every row of ``relation`` but its load timestamp, sorted, with JSON text (event properties)
+    read as JSON: the text build keeps the properties as generated, the vendors' shapes rebuild
+    them from their event tables' columns, in another key order and spacing, and a DOUBLE 22.0
+    may print as 22. The load timestamp is the generator's `_loaded_at` in the text build and
+    the vendor's `uuid_ts` in theirs: the same rows, loaded by different tools."""
     columns = [
         name
         for (name,) in warehouse.query(
@@ -59,6 +61,7 @@ def _rows(warehouse: Warehouse, relation: str) -> list[tuple[Any, ...]]:
             f"and table_name = {warehouse.placeholder} order by ordinal_position",
             relation.split("."),
         )
+        if name != "_loaded_at"
     ]
     assert columns, f"{relation} has no columns on {warehouse.describe()}"
     json_columns = {i for i, name in enumerate(columns) if name == "properties"}
@@ -69,7 +72,9 @@ def _rows(warehouse: Warehouse, relation: str) -> list[tuple[Any, ...]]:
             else value
             for i, value in enumerate(row)
         )
-        for row in warehouse.query(f"select * from {relation}")
+        for row in warehouse.query(
+            f"select {', '.join(chr(34) + name + chr(34) for name in columns)} from {relation}"
+        )
     ]
     return sorted(rows, key=repr)
 

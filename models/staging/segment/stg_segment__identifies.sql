@@ -13,7 +13,8 @@ final as (
         phone,
         first_name,
         last_name,
-        identified_at
+        identified_at,
+        _loaded_at
     from base_identifies
     where rejection_reason is null
 )

@@ -17,7 +17,8 @@ final as (
         utm_campaign,
         utm_term,
         utm_content,
-        viewed_at
+        viewed_at,
+        _loaded_at
     from base_pages
     where rejection_reason is null
 )

@@ -12,7 +12,8 @@ final as (
         device_id,
         event_name,
         properties,
-        tracked_at
+        tracked_at,
+        _loaded_at
     from base_tracks
     where rejection_reason is null
 )

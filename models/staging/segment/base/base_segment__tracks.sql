@@ -1,8 +1,18 @@
 {#- Every raw track, cleaned, with the first contract it breaks (null when none). -#}
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='track_id',
+    on_schema_change='fail',
+    pre_hook="{{ tessera.restage_loaded_rows(ref('landed_segment__tracks'), 'tracks', 'track_id') }}",
+) }}
+
 with
 
 source as (
     select * from {{ ref('landed_segment__tracks') }}
+    {{- tessera.loaded_since_last_run() }}
 ),
 
 cleaned as (
@@ -19,15 +29,42 @@ cleaned as (
 
         -- timestamps
         cast({{ adapter.quote('timestamp') }} as {{ dbt.type_string() }}) as timestamp_raw,
-        {{ tessera.safe_cast_timestamp(adapter.quote('timestamp')) }} as tracked_at
+        {{ tessera.safe_cast_timestamp(adapter.quote('timestamp')) }} as tracked_at,
+
+        -- load
+        _loaded_at
     from source
+),
+
+{# On incremental runs, the stored rows sharing an id with a fresh one: every delivery of an id is
+   ranked again, so the one kept is the one a full build keeps. #}
+candidates as (
+    select * from cleaned
+    {%- if is_incremental() %}
+    union all
+    select
+        track_id,
+        anonymous_id,
+        user_id,
+        device_id,
+        event_name,
+        properties,
+        timestamp_raw,
+        tracked_at,
+        _loaded_at
+    from {{ this }}
+    where track_id in (select cleaned.track_id from cleaned)
+    {%- endif %}
 ),
 
 numbered as (
     select
         *,
-        row_number() over (partition by track_id order by timestamp_raw) as id_occurrence
-    from cleaned
+        row_number() over (
+            partition by track_id
+            order by timestamp_raw, _loaded_at, anonymous_id, user_id, device_id, event_name, properties
+        ) as id_occurrence
+    from candidates
 ),
 
 validated as (
@@ -40,6 +77,8 @@ validated as (
         properties,
         timestamp_raw,
         tracked_at,
+        _loaded_at,
+        {{ tessera.run_timestamp() }} as _staged_at,
         case
             when track_id is null then 'missing_id'
             when id_occurrence > 1 then 'duplicate_id'
