@@ -61,9 +61,7 @@ def _base_rows(warehouse: Warehouse, table: str) -> list[tuple[Any, ...]]:
     ]
     listed = ", ".join(f'"{name}"' for name in columns)
     order = ", ".join(str(i + 1) for i in range(len(columns)))
-    return warehouse.query(
-        f"select {listed} from staging.base_segment__{table} order by {order}"
-    )
+    return warehouse.query(f"select {listed} from staging.base_segment__{table} order by {order}")
 
 
 def _state(warehouse: Warehouse) -> dict[str, Any]:
@@ -106,8 +104,7 @@ def test_incremental_event_staging_equals_a_full_refresh(shaped: tuple[Warehouse
     for table in EVENTS:
         total = warehouse.query(f"select count(*) from raw.{table}")[0][0]
         newest = (
-            f"(select uuid_ts from raw.{table} order by uuid_ts desc "
-            f"limit 1 offset {total // 10})"
+            f"(select uuid_ts from raw.{table} order by uuid_ts desc limit 1 offset {total // 10})"
         )
         held += [
             f"create table raw.late_{table} as select * from raw.{table} where uuid_ts > {newest}",
@@ -170,7 +167,10 @@ def test_incremental_event_staging_equals_a_full_refresh(shaped: tuple[Warehouse
     # Pages only grew: the re-delivered copies are ranked as duplicates of the staged rows.
     staged, total = restaged["pages"]
     assert late["pages"] <= staged < total / 2
-    assert warehouse.query(
-        "select count(*) from staging.base_segment__pages "
-        "where rejection_reason = 'duplicate_id'"
-    )[0][0] >= late["pages"]
+    assert (
+        warehouse.query(
+            "select count(*) from staging.base_segment__pages "
+            "where rejection_reason = 'duplicate_id'"
+        )[0][0]
+        >= late["pages"]
+    )

@@ -75,7 +75,9 @@ numbered as (
         *,
         row_number() over (
             partition by identify_id
-            order by timestamp_raw, _loaded_at, anonymous_id, user_id, email_raw, email, phone_raw, phone, first_name, last_name
+            order by
+                timestamp_raw, _loaded_at, anonymous_id, user_id, email_raw, email, phone_raw,
+                phone, first_name, last_name
         ) as id_occurrence
     from candidates
 ),

@@ -72,7 +72,9 @@ numbered as (
         *,
         row_number() over (
             partition by page_view_id
-            order by timestamp_raw, _loaded_at, anonymous_id, user_id, url, path, referrer, utm_source, utm_medium, utm_campaign, utm_term, utm_content
+            order by
+                timestamp_raw, _loaded_at, anonymous_id, user_id, url, path, referrer,
+                utm_source, utm_medium, utm_campaign, utm_term, utm_content
         ) as id_occurrence
     from candidates
 ),

@@ -62,7 +62,9 @@ numbered as (
         *,
         row_number() over (
             partition by track_id
-            order by timestamp_raw, _loaded_at, anonymous_id, user_id, device_id, event_name, properties
+            order by
+                timestamp_raw, _loaded_at, anonymous_id, user_id, device_id, event_name,
+                properties
         ) as id_occurrence
     from candidates
 ),
