@@ -10,13 +10,14 @@ customers it resolves.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestration.cli import generate_into
-from orchestration.dbt_project import run_dbt
+from orchestration.dbt_project import DbtRunError, run_dbt
 from orchestration.warehouse import Warehouse
 from tests.dbt.raw_rows import BUILD_IDENTITY
 from tests.dbt.test_identity_incremental import EDGES, OBSERVATIONS, PARTITION
@@ -174,3 +175,23 @@ def test_incremental_event_staging_equals_a_full_refresh(shaped: tuple[Warehouse
         )[0][0]
         >= late["pages"]
     )
+
+
+def test_source_freshness_reads_the_load_timestamp(tmp_path: Path) -> None:
+    # The generator's `_loaded_at` is text: freshness reads it as a timestamp, as staging does.
+    warehouse = Warehouse(target="local", duckdb_path=tmp_path / "fresh.duckdb")
+    generate_into(warehouse, 50, SEED)
+    loaded = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    warehouse.execute(
+        [
+            f"update raw.tracks set _loaded_at = '{loaded:%Y-%m-%dT%H:%M:%S}Z' "
+            "where id = (select min(id) from raw.tracks)"
+        ]
+    )
+    result = run_dbt(["source", "freshness", "--select", "source:segment.tracks"], warehouse)
+    (fresh,) = [r for r in result.results if r.node.resource_type == "source"]
+    assert fresh.status == "pass"
+    assert fresh.max_loaded_at.replace(tzinfo=UTC) == loaded
+    # The demo's identifies were last loaded weeks before today: an error past 24 hours.
+    with pytest.raises(DbtRunError):
+        run_dbt(["source", "freshness", "--select", "source:segment.identifies"], warehouse)
