@@ -1,19 +1,19 @@
-{#- Where identifiers come from: each staging model, its row id and time, its load timestamp
-    where it has one (the event sources), and which of its columns hold which identifier type
-    (DESIGN.md, Identity). Consents and deletion requests name
+{#- Where identifiers come from: each staging model, its row id and time, its load and staging
+    timestamps where it has them (the incrementally staged event sources), and which of its
+    columns hold which identifier type (DESIGN.md, Identity). Consents and deletion requests name
     a subject but link nothing, so they are looked up against the graph instead of feeding it. -#}
 {% macro identity_sources() -%}
     {{ return([
         {'model': 'stg_segment__identifies', 'source_table': 'identifies',
-         'row_id': 'identify_id', 'observed_at': 'identified_at', 'loaded_at': '_loaded_at',
+         'row_id': 'identify_id', 'observed_at': 'identified_at', 'loaded_at': '_loaded_at', 'staged_at': '_staged_at',
          'identifiers': [('anonymous_id', 'anonymous_id'), ('user_id', 'user_id'),
                          ('email', 'email'), ('phone', 'phone')]},
         {'model': 'stg_segment__tracks', 'source_table': 'tracks',
-         'row_id': 'track_id', 'observed_at': 'tracked_at', 'loaded_at': '_loaded_at',
+         'row_id': 'track_id', 'observed_at': 'tracked_at', 'loaded_at': '_loaded_at', 'staged_at': '_staged_at',
          'identifiers': [('anonymous_id', 'anonymous_id'), ('user_id', 'user_id'),
                          ('device_id', 'device_id')]},
         {'model': 'stg_segment__pages', 'source_table': 'pages',
-         'row_id': 'page_view_id', 'observed_at': 'viewed_at', 'loaded_at': '_loaded_at',
+         'row_id': 'page_view_id', 'observed_at': 'viewed_at', 'loaded_at': '_loaded_at', 'staged_at': '_staged_at',
          'identifiers': [('anonymous_id', 'anonymous_id'), ('user_id', 'user_id')]},
         {'model': 'stg_shop__orders', 'source_table': 'orders',
          'row_id': 'order_id', 'observed_at': 'ordered_at',

@@ -3,7 +3,9 @@
 
     Incremental: a run appends the identifiers of source rows not stored yet. Rows that changed or left
     staging were retracted first (identity_retracted_observations, deleted by the pre-hook), so
-    their current version counts as not stored and is unpivoted again. -#}
+    their current version counts as not stored and is unpivoted again. Of the incrementally staged
+    sources (events) only the rows staged since this model last ran are read: the others were
+    unpivoted then, and a row that changed since was staged again. -#}
 {{ config(
     materialized='incremental',
     on_schema_change='fail',
@@ -15,8 +17,20 @@ with
 
 observations as (
     {%- for source in tessera.identity_sources() %}
+    {%- set relation = ref(source.model) %}
+    {%- if is_incremental() and source.get('staged_at') %}
+        {%- set relation -%}
+            (
+                select * from {{ relation }}
+                where coalesce(
+                    {{ source.staged_at }} > (select max(stored.loaded_at) from {{ this }} as stored),
+                    true
+                )
+            ) as recently_staged
+        {%- endset %}
+    {%- endif %}
     {{ tessera.identifier_observations(
-        ref(source.model), source.source_table, source.row_id, source.observed_at,
+        relation, source.source_table, source.row_id, source.observed_at,
         source.identifiers, source.get('loaded_at')
     ) }}
         {% if not loop.last %}union all{% endif %}

@@ -14,7 +14,8 @@ final as (
         first_name,
         last_name,
         identified_at,
-        _loaded_at
+        _loaded_at,
+        _staged_at
     from base_identifies
     where rejection_reason is null
 )

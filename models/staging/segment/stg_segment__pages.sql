@@ -18,7 +18,8 @@ final as (
         utm_term,
         utm_content,
         viewed_at,
-        _loaded_at
+        _loaded_at,
+        _staged_at
     from base_pages
     where rejection_reason is null
 )

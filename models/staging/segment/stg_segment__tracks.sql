@@ -13,7 +13,8 @@ final as (
         event_name,
         properties,
         tracked_at,
-        _loaded_at
+        _loaded_at,
+        _staged_at
     from base_tracks
     where rejection_reason is null
 )
