@@ -17,18 +17,10 @@ with
 
 observations as (
     {%- for source in tessera.identity_sources() %}
-    {%- set relation = ref(source.model) %}
-    {%- if is_incremental() and source.get('staged_at') %}
-        {%- set relation -%}
-            (
-                select * from {{ relation }}
-                where coalesce(
-                    {{ source.staged_at }} > (select max(stored.loaded_at) from {{ this }} as stored),
-                    true
-                )
-            ) as recently_staged
-        {%- endset %}
-    {%- endif %}
+        {%- set relation = ref(source.model) %}
+        {%- if is_incremental() and source.get('staged_at') %}
+            {%- set relation = tessera.recently_staged(relation, source.staged_at) %}
+        {%- endif %}
     {{ tessera.identifier_observations(
         relation, source.source_table, source.row_id, source.observed_at,
         source.identifiers, source.get('loaded_at')
