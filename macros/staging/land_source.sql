@@ -29,9 +29,9 @@
             {%- endif %}
             {{ tessera.first_present_column(present, names, 'raw_rows') }} as {{ adapter.quote(name) }},
             {%- endfor %}
-            {{ tessera.safe_cast_timestamp(tessera.first_present_column(
-                present, candidates.get('_loaded_at', ['_loaded_at']), 'raw_rows'
-            )) }} as _loaded_at
+            {{ tessera.load_timestamp(
+                relation, candidates.get('_loaded_at', ['_loaded_at']), 'raw_rows'
+            ) }} as _loaded_at
         from {{ relation }} as raw_rows
         {%- if missing and execute %}
             {%- do log("Tessera: " ~ relation ~ " has no column " ~ missing | join(", ") ~ " (preset " ~ var('tessera_source_preset') ~ "); reading it as null.", info=true) -%}

@@ -6,9 +6,10 @@
     stored row outside the window: it is staged whole each run, as before.
 
     For the sources in var tessera_mutable_sources, rows loaded before the window are checked too:
-    when the number of landed rows of any (id, load timestamp) differs from what is stored (a row
-    deleted or edited at the source, or one loaded with an old timestamp), the model is staged
-    again from all history, and the log says so. For the other sources that check is skipped: they
+    when their count or the fingerprint of their (id, load timestamp) pairs (a sum of hashes, one
+    scan of each side) differs from what is stored (a row deleted or edited at the source, or one
+    loaded with an old timestamp), the model is staged again from all history, and the log says
+    so. For the other sources that check is skipped: they
     are taken to be append-only, with load timestamps that only grow.
 
     `key` is the model's id column, `raw_key` the landed column it is cleaned from (as the model
@@ -26,47 +27,52 @@
             {%- set window_start -%}
                 cast('{{ start.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
             {%- endset -%}
-            {%- set changed = 0 -%}
+            {%- set changed = none -%}
             {%- if source_table in var('tessera_mutable_sources') -%}
+                {%- set row_version -%}
+                    coalesce({{ key }}, '') || '|' || cast(_loaded_at as {{ dbt.type_string() }})
+                {%- endset -%}
                 {%- set versions_query -%}
                     with
 
-                    landed_versions as (
+                    landed_rows as (
                         select
-                            coalesce(nullif(trim({{ raw_key }}), ''), '') as row_key,
-                            _loaded_at,
-                            count(*) as row_count
-                        from {{ landed }}
-                        where _loaded_at < {{ window_start }}
-                        group by 1, 2
+                            count(*) as row_count,
+                            sum({{ tessera.hash_bigint(row_version) }}) as fingerprint
+                        from (
+                            select nullif(trim({{ raw_key }}), '') as {{ key }}, _loaded_at
+                            from {{ landed }}
+                            where _loaded_at < {{ window_start }}
+                        ) as landed_versions
                     ),
 
-                    stored_versions as (
+                    stored_rows as (
                         select
-                            coalesce({{ key }}, '') as row_key,
-                            _loaded_at,
-                            count(*) as row_count
+                            count(*) as row_count,
+                            sum({{ tessera.hash_bigint(row_version) }}) as fingerprint
                         from {{ this }}
                         where _loaded_at < {{ window_start }}
-                        group by 1, 2
                     )
 
-                    select count(*)
-                    from landed_versions
-                    full outer join stored_versions
-                        on
-                            landed_versions.row_key = stored_versions.row_key
-                            and landed_versions._loaded_at = stored_versions._loaded_at
-                    where landed_versions.row_count is distinct from stored_versions.row_count
+                    select
+                        landed_rows.row_count,
+                        stored_rows.row_count,
+                        coalesce(landed_rows.fingerprint = stored_rows.fingerprint, true)
+                    from landed_rows
+                    cross join stored_rows
                 {%- endset -%}
-                {%- set changed = run_query(versions_query).columns[0].values()[0] -%}
+                {%- set row = run_query(versions_query).rows[0] -%}
+                {%- if row[0] != row[1] or not row[2] -%}
+                    {%- set changed = row -%}
+                {%- endif -%}
             {%- endif -%}
-            {%- if changed > 0 -%}
+            {%- if changed is not none -%}
                 {%- do log(
-                    "Tessera: " ~ changed ~ " (id, load timestamp) versions of " ~ landed
-                    ~ " loaded before " ~ start ~ " differ from what " ~ this ~ " staged (rows"
-                    ~ " deleted or edited at the source, or loaded late); staging it again from"
-                    ~ " all history.", info=true
+                    "Tessera: " ~ landed ~ " holds " ~ changed[0] ~ " rows loaded before "
+                    ~ start ~ " and " ~ this ~ " staged " ~ changed[1] ~ (
+                        " of other ids or load timestamps" if changed[0] == changed[1] else ""
+                    ) ~ " (rows deleted or edited at the source, or loaded late); staging it"
+                    ~ " again from all history.", info=true
                 ) -%}
                 delete from {{ this }}
             {%- else -%}
