@@ -31,7 +31,7 @@ from orchestration.warehouse import Warehouse
 
 EVENT_TABLES = ("identifies", "tracks", "pages")
 # A load after every generated one.
-LATER_LOAD = "2031-01-01T00:00:00Z"
+LATER_LOAD = "2031-01-01 00:00:00"
 SOURCE_KEYS = {
     "identifies": "id",
     "tracks": "id",
@@ -121,7 +121,11 @@ def main() -> None:
         warehouse.execute(
             [
                 f"insert into raw.{table} select * "
-                + (f"replace ('{LATER_LOAD}' as _loaded_at) " if table in EVENT_TABLES else "")
+                + (
+                    f"replace (timestamp '{LATER_LOAD}' as _loaded_at) "
+                    if table in EVENT_TABLES
+                    else ""
+                )
                 + f"from raw.late_{table}"
                 for table in SOURCE_KEYS
             ]

@@ -240,10 +240,9 @@ LOAD_DELAY_SECONDS = 40 * 60
 
 
 def _loaded_at_sql(epoch: str) -> str:
-    """The load timestamp of an event row (column ``_loaded_at``): ISO-8601 UTC text, a fixed
-    delay after the event, and usable even where the event's own timestamp is broken."""
-    loaded = f"make_timestamp((({epoch}) + {LOAD_DELAY_SECONDS})::bigint * 1000000)"
-    return f"strftime({loaded}, '%Y-%m-%dT%H:%M:%S') || 'Z'"
+    """The load timestamp of an event row (column ``_loaded_at``), a fixed delay after the event.
+    A TIMESTAMP (UTC), not text: an EL tool writes its own load time typed, and never broken."""
+    return f"make_timestamp((({epoch}) + {LOAD_DELAY_SECONDS})::bigint * 1000000)"
 
 
 BAD_TIMESTAMPS = ("not a date", "2025-13-45 10:00:00", "31/12/2025 25:61", "yesterday")

@@ -1,16 +1,16 @@
 """The generated sources reshaped as other tools land them in a warehouse.
 
 The generator writes Tessera's source contract with every column as text, so that broken values
-(an impossible date, a malformed email) survive as a user's raw data would hold them. Real
+(an impossible date, a malformed email) survive as a user's raw data would hold them; only the
+events' load timestamp, `_loaded_at`, is a TIMESTAMP, as the loader that writes it types it. Real
 warehouses are filled by EL tools that type their columns, and event data usually arrives in the
 Segment or RudderStack warehouse schema rather than in Tessera's contract. Each shape here rewrites
 the generated tables of one schema, in place, into one of those forms:
 
 - ``tessera``: the contract as generated, all text.
 - ``typed``: the contract with typed columns, as an EL tool writes them: TIMESTAMP and TIMESTAMP
-  WITH TIME ZONE, DECIMAL and DOUBLE, BOOLEAN, INTEGER; the events' ``_loaded_at`` is a
-  TIMESTAMP. A value the type cannot hold (the generator's unparseable timestamps) becomes null,
-  as it would on load.
+  WITH TIME ZONE, DECIMAL and DOUBLE, BOOLEAN, INTEGER. A value the type cannot hold (the
+  generator's unparseable timestamps) becomes null, as it would on load.
 - ``segment``: Segment's warehouse schema (segment-docs, "Warehouse Schemas"): identify traits as
   columns; ``tracks`` without properties plus one table per event named by the event's snake_case
   slug, properties as columns; UTM parameters as ``context_campaign_*``; the four timestamps
@@ -117,10 +117,8 @@ def _type_events(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     s = f'"{schema}"'
     stamps = {"identifies": _instant, "tracks": _utc, "pages": _instant}
     for table, typed in stamps.items():
-        _replace(con, schema, table, f"""
-            select * replace (
-                {typed('"timestamp"')} as "timestamp", {_utc("_loaded_at")} as _loaded_at
-            ) from {s}.{table}""")  # fmt: skip
+        stamp = typed('"timestamp"')
+        _replace(con, schema, table, f'select * replace ({stamp} as "timestamp") from {s}.{table}')
 
 
 def _timestamps(vendor: str) -> str:

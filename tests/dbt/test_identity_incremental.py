@@ -174,8 +174,8 @@ def test_a_run_checking_only_crm_contacts_for_edits_matches_a_full_build(tmp_pat
     # Append-only: the late pages arrive in a new load, with a newer load timestamp.
     stepwise.execute(
         [
-            "insert into raw.pages select * replace ('2031-01-01T00:00:00Z' as _loaded_at) "
-            "from raw.late_pages",
+            "insert into raw.pages select * "
+            "replace (timestamp '2031-01-01 00:00:00' as _loaded_at) from raw.late_pages",
             EDITS[0],
         ]
     )

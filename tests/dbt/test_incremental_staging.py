@@ -177,17 +177,36 @@ def test_incremental_event_staging_equals_a_full_refresh(shaped: tuple[Warehouse
     )
 
 
-def test_source_freshness_reads_the_load_timestamp(tmp_path: Path) -> None:
-    # The generator's `_loaded_at` is text: freshness reads it as a timestamp, as staging does.
+def test_a_text_load_timestamp_stages_incrementally_and_gives_freshness(tmp_path: Path) -> None:
+    # An EL tool that lands its load time as ISO-8601 text: staging and freshness parse it.
     warehouse = Warehouse(target="local", duckdb_path=tmp_path / "fresh.duckdb")
     generate_into(warehouse, 50, SEED)
     loaded = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     warehouse.execute(
         [
+            "alter table raw.tracks alter _loaded_at type varchar "
+            "using strftime(_loaded_at, '%Y-%m-%dT%H:%M:%SZ')",
             f"update raw.tracks set _loaded_at = '{loaded:%Y-%m-%dT%H:%M:%S}Z' "
-            "where id = (select min(id) from raw.tracks)"
+            "where id = (select min(id) from raw.tracks)",
         ]
     )
+    stage = ["run", "--select", "+base_segment__tracks"]
+    run_dbt(stage, warehouse, quiet=True)
+    warehouse.execute(
+        [
+            "insert into raw.tracks select * replace (id || '-again' as id, "
+            f"'{loaded:%Y-%m-%dT%H:%M:%S}Z' as _loaded_at) from raw.tracks limit 3"
+        ]
+    )
+    run_dbt(stage, warehouse, quiet=True)
+    staged, total = _restaged(warehouse, "tracks")
+    assert total == warehouse.query("select count(*) from raw.tracks")[0][0]
+    # The run read the three new rows and the one in the look-back window, nothing older.
+    assert staged == 4
+    assert warehouse.query("select max(_loaded_at) from staging.base_segment__tracks")[0][
+        0
+    ] == loaded.replace(tzinfo=None)
+
     result = run_dbt(["source", "freshness", "--select", "source:segment.tracks"], warehouse)
     (fresh,) = [r for r in result.results if r.node.resource_type == "source"]
     assert fresh.status == "pass"
