@@ -6,9 +6,11 @@
     their current version counts as not stored and is unpivoted again. Of the incrementally staged
     sources (events) only the rows staged since this model last ran are read: the others were
     unpivoted then, and a row that changed since was staged again. -#}
+{#- append_new_columns: a store built before source_loaded_at existed gains the column (its
+    event rows are retracted and unpivoted again with it, see identity_retracted_observations). #}
 {{ config(
     materialized='incremental',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook="{{ tessera.delete_retracted_observations() }}",
 ) }}
 -- depends_on: {{ ref('identity_retracted_observations') }}

@@ -14,10 +14,18 @@
 {{ config(materialized='incremental') }}
 {%- set mutable_sources = var('tessera_mutable_sources') %}
 {%- set stored_relation = none %}
+{%- set stored_loaded_at = 'stored_observations.source_loaded_at' %}
 {%- if execute and not flags.FULL_REFRESH %}
     {%- set stored_relation = adapter.get_relation(
         database=this.database, schema=this.schema, identifier='identity_observations'
     ) %}
+    {#- Observations stored before rows were keyed by their load timestamp have none: the event
+        rows among them no longer match their staged rows, so they are retracted and derived
+        again once, with it (identity_observations adds the column). #}
+    {%- if stored_relation is not none
+        and 'source_loaded_at' not in tessera.relation_columns(stored_relation) %}
+        {%- set stored_loaded_at = 'cast(null as ' ~ dbt.type_timestamp() ~ ')' %}
+    {%- endif %}
 {%- endif %}
 
 with
@@ -42,11 +50,8 @@ retracted as (
                 and stored_observations.source_row_id = staged_rows.source_row_id
                 and stored_observations.observed_at = staged_rows.observed_at
                 and (
-                    stored_observations.source_loaded_at = staged_rows.source_loaded_at
-                    or (
-                        stored_observations.source_loaded_at is null
-                        and staged_rows.source_loaded_at is null
-                    )
+                    {{ stored_loaded_at }} = staged_rows.source_loaded_at
+                    or ({{ stored_loaded_at }} is null and staged_rows.source_loaded_at is null)
                 )
         where
             staged_rows.source_row_id is null
