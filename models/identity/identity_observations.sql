@@ -4,8 +4,8 @@
     Incremental: a run appends the identifiers of source rows not stored yet. Rows that changed or left
     staging were retracted first (identity_retracted_observations, deleted by the pre-hook), so
     their current version counts as not stored and is unpivoted again. Of the incrementally staged
-    sources (events) only the rows staged since this model last ran are read: the others were
-    unpivoted then, and a row that changed since was staged again. -#}
+    sources (events) only the rows staged since this model last ran, and those whose observations
+    this run retracted, are read: the others were unpivoted then and have not changed since. -#}
 {#- append_new_columns: a store built before source_loaded_at existed gains the column (its
     event rows are retracted and unpivoted again with it, see identity_retracted_observations). #}
 {{ config(
@@ -21,7 +21,9 @@ observations as (
     {%- for source in tessera.identity_sources() %}
         {%- set relation = ref(source.model) %}
         {%- if is_incremental() and source.get('staged_at') %}
-            {%- set relation = tessera.recently_staged(relation, source.staged_at) %}
+            {%- set relation = tessera.recently_staged(
+                relation, source.staged_at, source.source_table, source.row_id
+            ) %}
         {%- endif %}
     {{ tessera.identifier_observations(
         relation, source.source_table, source.row_id, source.observed_at,

@@ -200,3 +200,24 @@ def test_an_unknown_mutable_source_fails_naming_it(tmp_path: Path) -> None:
             {"tessera_mutable_sources": ["crm_contact"]},
             quiet=True,
         )
+
+
+def test_a_store_without_load_timestamps_upgrades_to_what_a_full_build_gives(
+    tmp_path: Path,
+) -> None:
+    # Observations stored before rows were keyed by their load timestamp lack source_loaded_at:
+    # the next run adds the column and derives the event rows again, ending where a full build
+    # ends.
+    warehouse = Warehouse(target="local", duckdb_path=tmp_path / "t.duckdb")
+    generate_into(warehouse, 300, SEED)
+    run_dbt(BUILD_IDENTITY, warehouse, quiet=True)
+    warehouse.execute(["alter table identity.identity_observations drop column source_loaded_at"])
+    run_dbt(BUILD_IDENTITY, warehouse, quiet=True)
+    upgraded = [warehouse.query(query) for query in (OBSERVATIONS, EDGES, PARTITION)]
+    loaded = warehouse.query(
+        "select count(*) from identity.identity_observations "
+        "where source_table in ('identifies', 'tracks', 'pages') and source_loaded_at is null"
+    )
+    assert loaded[0][0] == 0
+    run_dbt([*BUILD_IDENTITY, "--full-refresh"], warehouse, quiet=True)
+    assert upgraded == [warehouse.query(query) for query in (OBSERVATIONS, EDGES, PARTITION)]
