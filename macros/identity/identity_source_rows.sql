@@ -1,6 +1,7 @@
 {#- One row per valid row of the identity sources named in `source_tables` (all when none): its
     table, id, time and load timestamp. The key that tells whether a source row is new, changed (a
-    CRM contact updated in place, an event loaded again) or gone since the last run. An unknown name fails the compilation. -#}
+    CRM contact updated in place, an event loaded again) or gone since the last run. An unknown
+    name fails the compilation. -#}
 {% macro identity_source_rows(source_tables=none) -%}
     {%- set sources = tessera.identity_sources() -%}
     {%- set known = sources | map(attribute='source_table') | list -%}

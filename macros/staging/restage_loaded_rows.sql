@@ -9,12 +9,12 @@
     when their count or the fingerprint of their (id, load timestamp) pairs (a sum of hashes, one
     scan of each side) differs from what is stored (a row deleted or edited at the source, or one
     loaded with an old timestamp), the model is staged again from all history, and the log says
-    so. For the other sources that check is skipped: they
-    are taken to be append-only, with load timestamps that only grow.
+    so. For the other sources that check is skipped: they are taken to be append-only, with load
+    timestamps that only grow.
 
-    `key` is the model's id column, `raw_key` the landed column it is cleaned from (as the model
-    does: trimmed, empty as null). -#}
-{% macro restage_loaded_rows(landed, source_table, key, raw_key='id') -%}
+    `key` is the model's id column, cleaned from the landed `id` as the model cleans it (trimmed,
+    empty as null). -#}
+{% macro restage_loaded_rows(landed, source_table, key) -%}
     {%- if execute and is_incremental() -%}
         {%- set newest = run_query(
             "select max(_loaded_at) from " ~ this
@@ -40,7 +40,7 @@
                             count(*) as row_count,
                             sum({{ tessera.hash_bigint(row_version) }}) as fingerprint
                         from (
-                            select nullif(trim({{ raw_key }}), '') as {{ key }}, _loaded_at
+                            select nullif(trim(id), '') as {{ key }}, _loaded_at
                             from {{ landed }}
                             where _loaded_at < {{ window_start }}
                         ) as landed_versions

@@ -1,8 +1,8 @@
 {#- One row per identifier observation withdrawn from the graph, append-only: each run adds the
     stored observations of source rows that changed (a CRM contact updated in place, an event
     loaded again with a new load timestamp, a duplicate that arrived with an earlier timestamp)
-    or left staging since the last run. identity_observations deletes them and identity_edges re-derives every pair that touched them, so an incremental
-    run ends where a full build would.
+    or left staging since the last run. identity_observations deletes them and identity_edges
+    re-derives every pair that touched them, so an incremental run ends where a full build would.
 
     It reads the stored identity_observations through the catalog, not ref(), because it must see
     them as the previous run left them: ref() would make the model its own ancestor. The diff reads
@@ -49,10 +49,7 @@ retracted as (
                 stored_observations.source_table = staged_rows.source_table
                 and stored_observations.source_row_id = staged_rows.source_row_id
                 and stored_observations.observed_at = staged_rows.observed_at
-                and (
-                    {{ stored_loaded_at }} = staged_rows.source_loaded_at
-                    or ({{ stored_loaded_at }} is null and staged_rows.source_loaded_at is null)
-                )
+                and {{ stored_loaded_at }} is not distinct from staged_rows.source_loaded_at
         where
             staged_rows.source_row_id is null
             and stored_observations.source_table in (
