@@ -35,6 +35,8 @@ def test_postgres_target_reads_every_tessera_pg_variable() -> None:
     [
         ({"TESSERA_TARGET": "snowflake"}, "unknown target 'snowflake'"),
         ({"TESSERA_TARGET": "postgres", "TESSERA_PG_PORT": "five"}, "TESSERA_PG_PORT"),
+        ({"TESSERA_DUCKDB_MEMORY_LIMIT": "lots"}, "TESSERA_DUCKDB_MEMORY_LIMIT .* got 'lots'"),
+        ({"TESSERA_DUCKDB_THREADS": "0"}, "TESSERA_DUCKDB_THREADS .* got '0'"),
     ],
 )
 def test_bad_settings_fail_with_the_setting_named(env, message) -> None:
@@ -59,3 +61,48 @@ def test_generate_rejects_a_customer_count_that_is_not_positive(customers, capsy
         main(["generate", "--customers", customers])
     assert exit_info.value.code == 2
     assert "--customers" in capsys.readouterr().err
+
+
+def test_duckdb_defaults_bound_memory_and_spill_beside_the_database(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    warehouse = Warehouse.from_env(env={"TESSERA_DUCKDB_PATH": str(path)})
+    env = warehouse.dbt_env()
+    assert env["TESSERA_DUCKDB_MEMORY_LIMIT"] == "4GB"
+    assert env["TESSERA_DUCKDB_THREADS"] == "4"
+    assert env["TESSERA_DUCKDB_TEMP_DIRECTORY"] == f"{path}.tmp"
+
+
+def _duckdb_settings(rows) -> dict[str, str]:
+    return {name: value for name, value in rows}
+
+
+SETTINGS_SQL = (
+    "select name, value from duckdb_settings() where name in "
+    "('memory_limit', 'threads', 'temp_directory', 'preserve_insertion_order')"
+)
+
+
+def test_python_steps_and_dbt_open_duckdb_with_the_same_settings(tmp_path) -> None:
+    from orchestration.dbt_project import run_dbt
+
+    path = tmp_path / "w.duckdb"
+    spill = tmp_path / "spill"
+    warehouse = Warehouse.from_env(
+        env={
+            "TESSERA_DUCKDB_PATH": str(path),
+            "TESSERA_DUCKDB_MEMORY_LIMIT": "768MB",
+            "TESSERA_DUCKDB_THREADS": "3",
+            "TESSERA_DUCKDB_TEMP_DIRECTORY": str(spill),
+        }
+    )
+    python_side = _duckdb_settings(warehouse.query(SETTINGS_SQL))
+    # DuckDB reports the limit in its own units: 768MB is 732.4 MiB.
+    assert python_side == {
+        "memory_limit": "732.4 MiB",
+        "threads": "3",
+        "temp_directory": str(spill),
+        "preserve_insertion_order": "false",
+    }
+    result = run_dbt(["show", "--inline", SETTINGS_SQL, "--limit", "10"], warehouse, quiet=True)
+    table = result.results[0].agate_table
+    assert _duckdb_settings(table.rows) == python_side
