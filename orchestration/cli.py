@@ -3,7 +3,7 @@
 tessera generate --customers N --seed S [--shape tessera|typed|segment|rudderstack]
                  [--target local|postgres]
 tessera run [--target local|postgres] [--vars '{tessera_default_country: GB}'] [--output-dir D]
-            [--verbose]
+            [--full-refresh] [--verbose]
 tessera demo [--customers N] [--seed S] [--output-dir D] [--verbose]
 tessera explain <identifier> [--target local|postgres]
 tessera privacy report [--target local|postgres]
@@ -118,13 +118,20 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
 
 def _run_job(
-    warehouse: Warehouse, config: ProjectConfig, output_dir: Path, verbose: bool = False
+    warehouse: Warehouse,
+    config: ProjectConfig,
+    output_dir: Path,
+    verbose: bool = False,
+    full_refresh: bool = False,
 ) -> int:
     """Run the Dagster job of the UI in this process; print what it built and checked."""
     from orchestration.runner import run_full_build
 
-    _say(f"Dagster job tessera_full_build on {warehouse.describe()}")
-    outcome = run_full_build(warehouse, config, output_dir, say=_say, verbose=verbose)
+    refresh = " (--full-refresh)" if full_refresh else ""
+    _say(f"Dagster job tessera_full_build on {warehouse.describe()}{refresh}")
+    outcome = run_full_build(
+        warehouse, config, output_dir, say=_say, verbose=verbose, full_refresh=full_refresh
+    )
     summary = staging_summary(warehouse, config.raw_schema)
     print(format_staging_summary(summary))
     identity = identity_summary(warehouse)
@@ -150,7 +157,7 @@ def _run_job(
 def _cmd_run(args: argparse.Namespace) -> int:
     warehouse = Warehouse.from_env(args.target)
     config = ProjectConfig.load(args.vars)
-    return _run_job(warehouse, config, Path(args.output_dir), args.verbose)
+    return _run_job(warehouse, config, Path(args.output_dir), args.verbose, args.full_refresh)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -263,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="build the pipeline (dbt seed, run and test), then CLV and churn"
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental models from all their input (the customer id registry "
+        "and audience membership history keep their rows)",
     )
     add_vars(run)
     add_target(run)

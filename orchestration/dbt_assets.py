@@ -152,7 +152,7 @@ def build_dbt_assets(project: DbtProject, manifest: Mapping[str, Any]) -> dg.Ass
         # The profile reads TESSERA_* when the dbt process starts; set them from the resource so
         # dbt writes where the Python steps read.
         with warehouse.dbt_environment():
-            invocation = dbt.cli([*DBT_BUILD, *settings.dbt_args()], context=context)
+            invocation = dbt.cli([*DBT_BUILD, *settings.build_args()], context=context)
         yield from invocation.stream()
 
     return tessera_dbt

@@ -71,16 +71,25 @@ class WarehouseResource(dg.ConfigurableResource):
 class RunSettings(dg.ConfigurableResource):
     """What a run adds to the project: var overrides (YAML or JSON text, as ``--vars``) and the
     folder plots are written to. Every step reads the vars through ``config()``: dbt gets the
-    overrides, the predictive step, the checks and the syncs the checked, merged values."""
+    overrides, the predictive step, the checks and the syncs the checked, merged values.
+    ``full_refresh`` rebuilds dbt's incremental models from all their input (``--full-refresh``;
+    the customer id registry and audience membership history keep their rows)."""
 
     dbt_vars: str = "{}"
     output_dir: str = "output"
+    full_refresh: bool = False
 
     @classmethod
-    def of(cls, config: ProjectConfig | None = None, output_dir: Path | None = None) -> RunSettings:
+    def of(
+        cls,
+        config: ProjectConfig | None = None,
+        output_dir: Path | None = None,
+        full_refresh: bool = False,
+    ) -> RunSettings:
         return cls(
             dbt_vars=config.overrides_json() if config is not None else "{}",
             output_dir=str(output_dir) if output_dir is not None else "output",
+            full_refresh=full_refresh,
         )
 
     def config(self) -> ProjectConfig:
@@ -93,3 +102,7 @@ class RunSettings(dg.ConfigurableResource):
     def dbt_args(self) -> list[str]:
         """``--vars`` for a dbt command, when there are overrides."""
         return self.config().dbt_args()
+
+    def build_args(self) -> list[str]:
+        """What the run adds to ``dbt build``: ``--vars``, and ``--full-refresh`` if asked."""
+        return [*self.dbt_args(), *(["--full-refresh"] if self.full_refresh else [])]

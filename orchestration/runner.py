@@ -48,6 +48,13 @@ class StepTiming:
     status: str = "running"
 
 
+@dataclass(frozen=True)
+class AssetBuilt:
+    key: str
+    step: str
+    seconds: float | None
+
+
 @dataclass
 class JobOutcome:
     success: bool
@@ -61,6 +68,9 @@ class JobOutcome:
     log_path: Path | None = None
     #: dbt's summary of its errors, read from the log when the run failed.
     dbt_errors: str = ""
+    #: Each asset built, with the step that built it and, for a dbt model, dbt's own time for
+    #: it (None for a Python step's assets: its step's time is theirs together).
+    built: list[AssetBuilt] = field(default_factory=list)
 
     def report(self) -> str:
         width = max([len(step.key) for step in self.steps] + [20]) + 2
@@ -137,6 +147,11 @@ class _ProgressHandler(logging.Handler):
         elif kind == "ASSET_MATERIALIZATION":
             outcome.materialized += 1
             key = event.asset_key.to_user_string() if event.asset_key else step
+            metadata = event.event_specific_data.materialization.metadata
+            duration = metadata.get("Execution Duration")
+            outcome.built.append(
+                AssetBuilt(key, step, float(duration.value) if duration is not None else None)
+            )
             line = f"[{outcome.materialized}/{self.planned}] built {key}"
             shown = self.verbose or outcome.materialized % _BUILT_EVERY == 0
             (self.say if shown or outcome.materialized == self.planned else self.log)(line)
@@ -158,11 +173,14 @@ def run_full_build(
     output_dir: Path | None = None,
     say: Callable[[str], None] = print,
     verbose: bool = False,
+    full_refresh: bool = False,
 ) -> JobOutcome:
-    """Run ``tessera_full_build`` on ``warehouse`` in this process, saying what happens."""
+    """Run ``tessera_full_build`` on ``warehouse`` in this process, saying what happens;
+    ``full_refresh`` rebuilds dbt's incremental models from all their input."""
     config = config or ProjectConfig.load()
+    settings = RunSettings.of(config, output_dir, full_refresh)
     if verbose:
-        return _run(warehouse, config, output_dir, say, say, verbose=True)
+        return _run(warehouse, settings, say, say, verbose=True)
     folder = project_dir() / ".tessera" / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
@@ -179,7 +197,7 @@ def run_full_build(
 
         # dagster-dbt echoes dbt's log to standard output: into the file.
         with contextlib.redirect_stdout(log_file):
-            outcome = _run(warehouse, config, output_dir, to_terminal, to_log, verbose=False)
+            outcome = _run(warehouse, settings, to_terminal, to_log, verbose=False)
     outcome.log_path = path
     if not outcome.success:
         outcome.dbt_errors = dbt_error_summary(path.read_text(encoding="utf-8"))
@@ -188,8 +206,7 @@ def run_full_build(
 
 def _run(
     warehouse: Warehouse,
-    config: ProjectConfig,
-    output_dir: Path | None,
+    settings: RunSettings,
     say: Callable[[str], None],
     log: Callable[[str], None],
     verbose: bool,
@@ -202,7 +219,6 @@ def _run(
         logger.addHandler(handler)
         return logger
 
-    settings = RunSettings.of(config, output_dir)
     defs = build_defs(warehouse, settings, loggers={"progress": progress_logger})
     job = defs.resolve_job_def(JOB_NAME)
     graph = defs.resolve_asset_graph()

@@ -27,3 +27,16 @@ def test_the_failing_model_s_error_is_read_back_in_full_from_dbt_s_summary() -> 
 
 def test_a_log_without_dbt_s_summary_gives_nothing_to_print() -> None:
     assert dbt_error_summary("12 of 250 START sql table model marts.customers\n") == ""
+
+
+def test_full_refresh_reaches_dbt_build_after_the_vars() -> None:
+    from orchestration.cli import build_parser
+    from orchestration.project import ProjectConfig
+    from orchestration.resources import RunSettings
+
+    config = ProjectConfig.load("{tessera_clv_time_unit: day}")
+    assert RunSettings.of(config).build_args() == config.dbt_args()
+    refresh = RunSettings.of(config, full_refresh=True).build_args()
+    assert refresh == [*config.dbt_args(), "--full-refresh"]
+    assert build_parser().parse_args(["run", "--full-refresh"]).full_refresh is True
+    assert build_parser().parse_args(["run"]).full_refresh is False

@@ -25,7 +25,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-import duckdb
 import psycopg
 import pyarrow as pa
 from pydantic import ConfigDict, Field, SecretStr
@@ -134,12 +133,10 @@ class TableDestination(Destination):
             raise PermanentError(
                 "table destination: set option duckdb_path or TESSERA_TABLE_POSTGRES_URL"
             )
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path))
-        try:
+        # Through Warehouse, so the connection has the settings of the others this process holds
+        # on the same file (DuckDB refuses a second one with different settings).
+        with Warehouse(target="local", duckdb_path=Path(path)).duckdb_connection() as con:
             yield con, True
-        finally:
-            con.close()
 
     def check_connection(self) -> None:
         for name in (self.settings.schema_name, self.settings.table or "x"):
