@@ -1,7 +1,21 @@
 {#- One row per event on the customer timeline: page views, tracks, orders and support tickets.
     An event whose identifiers resolve to no customer (all blocked) is kept with customer_id null,
     so the timeline holds every valid source row; events of erased customers are not here.
-    Orders come from the orders mart, so both agree on who placed each order. -#}
+    Orders come from the orders mart, so both agree on who placed each order.
+
+    Incremental: a run rebuilds only the page views and tracks staged since this model last ran,
+    and those whose identifiers changed customer since (identity_customer_registry); orders and
+    tickets are rebuilt whole. Before that, the pre-hook deletes what can no longer stand: the
+    events of customers erased since, the orders and tickets, and the page views and tracks that
+    left staging (deleted or rejected at their source). A withdrawn deletion request is only
+    seen by a --full-refresh. -#}
+{{ config(
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    pre_hook="{{ tessera.delete_stale_customer_events() }}",
+) }}
 {#- A login names one person; a device can be shared, an anonymous id is one browser. -#}
 {%- set page_identifiers = [('user_id', 'user_id'), ('anonymous_id', 'anonymous_id')] -%}
 {%- set track_identifiers = [
@@ -12,15 +26,41 @@
 {%- set ticket_identifiers = [('email', 'requester_email')] -%}
 {%- set null_string = 'cast(null as ' ~ dbt.type_string() ~ ')' -%}
 {%- set null_amount = 'cast(null as decimal(18, 2))' -%}
+{%- set incremental = tessera.customer_events_incremental() %}
+-- depends_on: {{ ref('identity_customer_registry') }}
 
 with
 
+{%- if incremental %}
+
+last_built as (
+    select
+        coalesce(
+            max(_built_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }})
+        ) as built_at
+    from {{ this }}
+),
+
+changed_identifiers as (
+    select distinct
+        registry.identifier_type,
+        registry.identifier_value
+    from {{ ref('identity_customer_registry') }} as registry
+    cross join last_built
+    where registry.assigned_at > last_built.built_at
+),
+{%- endif %}
+
 stg_segment__pages as (
-    select * from {{ ref('stg_segment__pages') }}
+    {{ tessera.events_to_rebuild(
+        ref('stg_segment__pages'), page_identifiers, incremental
+    ) }}
 ),
 
 stg_segment__tracks as (
-    select * from {{ ref('stg_segment__tracks') }}
+    {{ tessera.events_to_rebuild(
+        ref('stg_segment__tracks'), track_identifiers, incremental
+    ) }}
 ),
 
 stg_support__tickets as (
@@ -183,7 +223,8 @@ final as (
         unioned.revenue,
 
         -- timestamps
-        unioned.occurred_at
+        unioned.occurred_at,
+        {{ tessera.run_timestamp() }} as _built_at
     from unioned
     left join customer_erasures on unioned.customer_id = customer_erasures.customer_id
     where customer_erasures.customer_id is null

@@ -1,0 +1,68 @@
+{#- Whether customer_events builds incrementally: an incremental run over a stored table that
+    has _built_at. A table built before the model was incremental has none: the pre-hook empties
+    it and the run rebuilds every row, once. -#}
+{% macro customer_events_incremental() -%}
+    {%- if not is_incremental() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return('_built_at' in (tessera.relation_columns(this) or {})) }}
+{%- endmacro %}
+
+
+{#- The rows of staged event model `relation` that customer_events rebuilds: all of them, or in
+    an incremental run the rows staged since the model last ran (_staged_at) and those with an
+    identifier among `identifiers` ((identifier_type, column) pairs) whose customer changed
+    since (CTE changed_identifiers). -#}
+{% macro events_to_rebuild(relation, identifiers, incremental) -%}
+    {%- if not incremental %}
+    select * from {{ relation }}
+    {%- else %}
+    select staged.*
+    from {{ relation }} as staged
+    cross join last_built
+    {%- for identifier_type, column in identifiers %}
+    left join changed_identifiers as changed_{{ identifier_type }}
+        on
+            changed_{{ identifier_type }}.identifier_type = '{{ identifier_type }}'
+            and staged.{{ column }} = changed_{{ identifier_type }}.identifier_value
+    {%- endfor %}
+    where
+        staged._staged_at > last_built.built_at
+        {%- for identifier_type, column in identifiers %}
+        or changed_{{ identifier_type }}.identifier_value is not null
+        {%- endfor %}
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- Pre-hook of customer_events: in an incremental run, delete the events of customers erased
+    since, the orders and tickets (rebuilt whole), and the page views and tracks no longer in
+    staging; over a table built before the model was incremental, delete every row. -#}
+{% macro delete_stale_customer_events() -%}
+    {%- if execute and is_incremental() -%}
+        {%- if not tessera.customer_events_incremental() -%}
+            delete from {{ this }}
+        {%- else -%}
+            delete from {{ this }} as stored
+            where
+                stored.source_table in ('orders', 'support_tickets')
+                or stored.customer_id in (
+                    select customer_id from {{ ref('customer_erasures') }}
+                )
+                or (
+                    stored.source_table = 'pages'
+                    and not exists (
+                        select 1 from {{ ref('stg_segment__pages') }} as staged
+                        where staged.page_view_id = stored.source_row_id
+                    )
+                )
+                or (
+                    stored.source_table = 'tracks'
+                    and not exists (
+                        select 1 from {{ ref('stg_segment__tracks') }} as staged
+                        where staged.track_id = stored.source_row_id
+                    )
+                )
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
