@@ -13,6 +13,8 @@ almost silent. A few people break identity's limits on purpose: family computers
 account holders log in on, and shop logins shared on many devices.
 
 Everything depends only on ``(customers, seed)``: the clock is fixed at ``END``, never ``now()``.
+``generate_increment`` appends what happens after ``END`` to a generated schema, for incremental
+runs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -235,7 +237,7 @@ SHARED_LOGIN_DEVICES = (21, 28)
 SHARED_LOGIN_USERS = (3, 6)
 
 # Independent random streams by name, beside the builder's one stream per table.
-STREAMS = {"purchases": 1, "shared_logins": 2, "family_computers": 3}
+STREAMS = {"purchases": 1, "shared_logins": 2, "family_computers": 3, "increment": 4}
 
 
 @dataclass
@@ -1346,3 +1348,404 @@ def generate(
     _truth(b)
     data.seconds = time.perf_counter() - started
     return data
+
+
+# Tables an increment appends to, and the columns it checks for the text contract.
+INCREMENT_TABLES = ("identifies", "tracks", "pages", "orders", "order_items")
+_TEXT_TIMESTAMPS = {"identifies": "timestamp", "tracks": "timestamp", "pages": "timestamp",
+                    "orders": "ordered_at"}  # fmt: skip
+# How an increment's identifies divide: a share from new devices of existing account holders
+# (each linking the device to its user), a share from new people; the rest are profile updates
+# on existing devices. A quarter of its page views and tracks come from the new devices.
+INCREMENT_LINKED_SHARE = 0.15
+INCREMENT_NEW_PEOPLE_SHARE = 0.3
+INCREMENT_NEW_DEVICE_EVENTS = 0.25
+# Share of new people who buy in the increment they arrive in.
+INCREMENT_NEW_BUYER_SHARE = 0.3
+
+
+def _check_tessera_shape(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+    for table in INCREMENT_TABLES:
+        columns = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, table],
+            ).fetchall()
+        )
+        timestamp = _TEXT_TIMESTAMPS.get(table)
+        if list(columns) != list(SPECS[table].columns) or (
+            timestamp and columns[timestamp] != "VARCHAR"
+        ):
+            raise ValueError(
+                f"{schema}.{table} is not in the tessera shape the generator writes (the "
+                "contract's columns, timestamps as text): an increment appends to that shape "
+                "only, so generate with shape 'tessera' and apply another shape afterwards"
+            )
+
+
+def _last_row_number(value: str | None) -> int:
+    """The row number in the largest generated key of a table (``pg_0000000123``), -1 if none."""
+    return int(value.rsplit("_", 1)[1]) if value else -1
+
+
+def _loaded_rows(con: duckdb.DuckDBPyConnection, schema: str) -> tuple[dict, dict]:
+    """Rows per table an increment adds to, and the largest row number in each table's keys
+    (-1 if none; ``persons``: the largest person id)."""
+    keys = {"pages": "id", "tracks": "id", "identifies": "id", "orders": "order_id"}
+    selects = [
+        f"(select count(*) from {schema}.{table}), (select max({key}) from {schema}.{table})"
+        for table, key in keys.items()
+    ]
+    found = con.execute(
+        f"select {', '.join(selects)}, (select max(person_id) from truth.persons)"
+    ).fetchone()
+    rows = {table: int(found[2 * i]) for i, table in enumerate(keys)}
+    last = {table: _last_row_number(found[2 * i + 1]) for i, table in enumerate(keys)}
+    last["persons"] = int(found[-1])
+    return rows, last
+
+
+def _window(rng: np.random.Generator, start: np.ndarray | int, end: int, n: int) -> np.ndarray:
+    """``n`` epochs drawn uniformly from [start, end)."""
+    return start + (rng.random(n) * (end - start)).astype(np.int64)
+
+
+def _intact(rng: np.random.Generator, columns: dict[str, np.ndarray], first_rid: int) -> dict:
+    """An increment's rows are all intact and delivered once: defect 0, fresh row numbers."""
+    n = len(next(iter(columns.values())))
+    columns["defect"] = np.zeros(n, dtype=np.int8)
+    columns["variant"] = rng.integers(0, 12, n).astype(np.int8)
+    columns["rid"] = np.arange(first_rid, first_rid + n, dtype=np.int64)
+    return columns
+
+
+def _weighted_sample(rng: np.random.Generator, weights: np.ndarray, k: int) -> np.ndarray:
+    """``k`` distinct indices drawn with probability proportional to ``weights`` (> 0 only):
+    the ``k`` first of exponential races with those rates (Efraimidis and Spirakis)."""
+    candidates = np.flatnonzero(weights > 0)
+    k = min(k, len(candidates))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    arrival = rng.exponential(1.0, len(candidates)) / weights[candidates]
+    return np.sort(candidates[np.argpartition(arrival, k - 1)[:k]])
+
+
+def generate_increment(
+    con: duckdb.DuckDBPyConnection,
+    customers: int,
+    seed: int = 42,
+    increment_seed: int = 1,
+    fraction: float = 0.01,
+    loaded_at: datetime | None = None,
+    schema: str = "raw",
+) -> dict[str, int]:
+    """Append what happened between ``END`` and ``loaded_at`` (default: a day later) to the
+    tables ``generate(customers, seed, schema=schema)`` wrote on ``con``; return the rows
+    appended per table.
+
+    About ``fraction`` of the rows of identifies, tracks, pages and orders are added (orders with
+    their order_items), every event after ``END`` and with ``_loaded_at = loaded_at``. Existing
+    people who have not stopped buying come back on their devices (logged in where they have an
+    account), log in on new devices (an identify linking the new anonymous id to their user_id),
+    and buy, the likelier the higher their purchase rate, stopping for good after a purchase with
+    their dropout probability (truth.persons.dropout_at is set then). New people arrive with new
+    devices, accounts, emails and phones, and some buy. truth.persons and truth.identifiers gain
+    the new people and identifiers.
+
+    The rows are intact (no defects, no redeliveries), so truth.defects still holds. Keys never
+    collide: row numbers continue after the largest in each table and new people's ids after
+    the largest in truth.persons, so increments can follow each other; the people coming back
+    are the generated ones, not those an earlier increment added. Everything depends only on
+    ``(customers, seed, increment_seed, fraction, loaded_at)`` and the tables' contents.
+
+    Only the ``tessera`` shape (orchestration/demo/shapes.py: the contract as text) can be
+    appended to; reshape after the increment for another shape.
+    """
+    loaded_at = loaded_at or END + timedelta(days=1)
+    if loaded_at.tzinfo is None:
+        loaded_at = loaded_at.replace(tzinfo=UTC)
+    if loaded_at <= END:
+        raise ValueError(f"loaded_at must be after the generator's clock {END}, got {loaded_at}")
+    if not 0 < fraction <= 0.5:
+        raise ValueError(f"fraction must be in (0, 0.5], got {fraction}")
+    _check_tessera_shape(con, schema)
+    con.execute("begin transaction")
+    try:
+        appended = _append_increment(
+            con, customers, seed, increment_seed, fraction, loaded_at, schema
+        )
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+    return appended
+
+
+def _append_increment(
+    con: duckdb.DuckDBPyConnection,
+    customers: int,
+    seed: int,
+    increment_seed: int,
+    fraction: float,
+    loaded_at: datetime,
+    schema: str,
+) -> dict[str, int]:
+    b = _Builder(con, seed, 0.0, junk=False, schema=schema)
+    people = _people(b, customers)
+    (mismatched,) = con.execute(
+        f"""
+        select {customers} - count(*) filter (where truth.kind = {_pick(KIND_NAMES, "p.kind")})
+        from truth.persons as truth inner join people as p on truth.person_id = p.person_id
+        """
+    ).fetchone()
+    if mismatched:
+        raise ValueError(
+            f"truth.persons does not hold the people of generate({customers}, seed={seed}): "
+            "an increment needs the customers and seed the tables were generated with"
+        )
+    rng = b.stream("increment", increment_seed)
+    start = END_EPOCH + 1
+    since_epoch = loaded_at - datetime(1970, 1, 1, tzinfo=UTC)
+    end = int(since_epoch.total_seconds())
+    loaded_sql = f"make_timestamp({since_epoch // timedelta(microseconds=1)}::bigint)"
+    s = f'"{schema}"'
+    rows, last = _loaded_rows(con, s)
+    target = {table: round(fraction * n) for table, n in rows.items()}
+
+    # Who can come back: the generated people who have not stopped buying, but for those in a
+    # designed identity breaker (their shared identifiers stay as designed).
+    state = con.execute(f"""
+        select
+            truth.dropout_at is null
+                and truth.person_id not in (select person_id from truth.shared_identifiers)
+                as returns,
+            coalesce(truth.purchases_per_day, 0) as rate,
+            coalesce(truth.dropout_probability, 0) as dropout_p
+        from truth.persons as truth
+        where truth.person_id < {customers}
+        order by truth.person_id
+    """).fetchnumpy()
+    returns = np.asarray(state["returns"], dtype=bool)
+    con.execute(f"""
+        create or replace temp table increment_pool as
+        select
+            (row_number() over (order by ids.person_id, ids.identifier_value) - 1)::bigint
+                as device_id,
+            ids.person_id,
+            ids.person_id as account_id,
+            ids.identifier_value as anonymous_id,
+            null::varchar as context_device_id,
+            p.user_id is not null as has_account
+        from truth.identifiers as ids
+        inner join truth.persons as truth on ids.person_id = truth.person_id
+        inner join people as p on ids.person_id = p.person_id
+        where ids.identifier_type = 'anonymous_id'
+            and ids.identifier_value <> '{JUNK_ANONYMOUS_ID}'
+            and truth.dropout_at is null
+            and ids.person_id not in (select person_id from truth.shared_identifiers)
+    """)
+    pool = con.execute(
+        "select person_id, has_account from increment_pool order by device_id"
+    ).fetchnumpy()
+    pool_person = np.asarray(pool["person_id"], dtype=np.int64)
+    pool_account = np.asarray(pool["has_account"], dtype=bool)
+    n_pool = len(pool_person)
+
+    # New devices: existing account holders logging in on one more, and new people's.
+    linked_pool = np.flatnonzero(people["has_account"] & returns)
+    n_linked = min(round(INCREMENT_LINKED_SHARE * target["identifies"]), len(linked_pool))
+    n_new = round(INCREMENT_NEW_PEOPLE_SHARE * target["identifies"])
+    if n_linked + n_new > target["pages"]:
+        n_linked = n_linked * target["pages"] // (n_linked + n_new)
+        n_new = target["pages"] - n_linked
+    linked = np.sort(rng.choice(linked_pool, n_linked, replace=False))
+    new_pid = np.arange(last["persons"] + 1, last["persons"] + 1 + n_new, dtype=np.int64)
+    new_people = _person_columns(rng, new_pid, np.full(n_new, WEB, dtype=np.int8))
+    new_people["first_seen"] = _window(rng, start, start + (end - start) // 2, n_new)
+    _register_people(b, new_people, "increment_people")
+    con.execute("""
+        create or replace temp view increment_everyone as
+        select * from people union all select * from increment_people
+    """)
+    d = n_linked + n_new
+    device_person = np.concatenate([linked, new_pid])
+    device_seen = np.concatenate(
+        [_window(rng, start, start + (end - start) // 2, n_linked), new_people["first_seen"]]
+    )
+    logs_in = np.r_[np.ones(n_linked, bool), new_people["has_account"]]
+    newsletter = np.r_[
+        np.zeros(n_linked, bool), ~new_people["has_account"] & new_people["has_email"]
+    ]
+    identify_at = np.where(
+        logs_in | newsletter, _window(rng, device_seen, (device_seen + end) // 2, d), NEVER
+    )
+    # Keys of new anonymous ids: numbers above the largest page row number so far; every new
+    # device has a page view in this increment, so the next increment's keys start above these.
+    key = last["pages"] + 1 + np.arange(d, dtype=np.int64)
+    b.register(
+        "increment_devices_skeleton",
+        {
+            "device_id": n_pool + np.arange(d, dtype=np.int64),
+            "person_id": device_person,
+            "key": key,
+            "is_app": rng.random(d) < 0.3,
+        },
+    )
+    con.execute(f"""
+        create or replace temp table increment_new_devices as
+        select
+            device_id,
+            person_id,
+            person_id as account_id,
+            {_uuid_sql("'anon-new-' || key::varchar")} as anonymous_id,
+            case when is_app then upper(md5('device-new-' || key::varchar)[1:16]) end
+                as context_device_id
+        from increment_devices_skeleton
+    """)
+    con.execute("""
+        create or replace temp view increment_devices as
+        select device_id, person_id, account_id, anonymous_id, context_device_id
+        from increment_pool
+        union all
+        select device_id, person_id, account_id, anonymous_id, context_device_id
+        from increment_new_devices
+    """)
+
+    def events(total: int, on_new_devices: int) -> dict[str, np.ndarray]:
+        """``total`` rows: ``on_new_devices`` of them on the new devices (the first one at each
+        device's first visit, as far as they go), the rest on existing devices, logged in where
+        their person has an account."""
+        k = 0 if not d else total if not n_pool else min(total, on_new_devices)
+        device = np.r_[np.arange(min(d, k)), rng.integers(0, max(d, 1), max(k - d, 0))]
+        new_ts = np.where(
+            np.arange(k) < d, device_seen[device], _window(rng, device_seen[device], end, k)
+        )
+        on_pool = rng.integers(0, max(n_pool, 1), total - k)
+        return {
+            "device_id": np.concatenate([on_pool, n_pool + device]),
+            "ts": np.concatenate([_window(rng, start, end, total - k), new_ts]),
+            "logged_in": np.concatenate(
+                [pool_account[on_pool], logs_in[device] & (new_ts >= identify_at[device])]
+            ),
+            "tz_offset": rng.random(total) < 0.05,
+        }
+
+    pages = events(target["pages"], max(d, round(INCREMENT_NEW_DEVICE_EVENTS * target["pages"])))
+    pages |= _page_columns(rng, len(pages["ts"]))
+    b.register("increment_pages", _intact(rng, pages, last["pages"] + 1))
+    tracks = events(target["tracks"], round(INCREMENT_NEW_DEVICE_EVENTS * target["tracks"]))
+    tracks |= _track_columns(rng, len(tracks["ts"]))
+    b.register("increment_tracks", _intact(rng, tracks, last["tracks"] + 1))
+
+    identifying = np.flatnonzero(logs_in | newsletter)
+    updates = np.flatnonzero(pool_account)
+    n_updates = max(target["identifies"] - len(identifying), 0) if len(updates) else 0
+    updated = updates[rng.integers(0, max(len(updates), 1), n_updates)]
+    n_identify = len(identifying) + n_updates
+    identifies = {
+        "device_id": np.concatenate([n_pool + identifying, updated]),
+        "account_id": np.concatenate([device_person[identifying], pool_person[updated]]),
+        "logs_in": np.r_[logs_in[identifying], np.ones(n_updates, bool)],
+        "ts": np.concatenate([identify_at[identifying], _window(rng, start, end, n_updates)]),
+        "with_phone": rng.random(n_identify) < 0.5,
+        "junk_email": np.zeros(n_identify, bool),
+        "tz_offset": rng.random(n_identify) < 0.05,
+    }
+    b.register("increment_identifies", _intact(rng, identifies, last["identifies"] + 1))
+
+    # Orders: new people who buy, and existing buyers in the order their purchase rate races
+    # them to the shop; a buyer stops for good after a purchase with their dropout probability.
+    new_buyers = np.flatnonzero(
+        new_people["has_email"] & (rng.random(n_new) < INCREMENT_NEW_BUYER_SHARE)
+    )[: target["orders"]]
+    rate = np.where(returns, state["rate"], 0.0)
+    returning = _weighted_sample(rng, rate, target["orders"] - len(new_buyers))
+    returning_ts = _window(rng, start, end, len(returning))
+    stops = rng.random(len(returning)) < state["dropout_p"][returning]
+    order_person = np.concatenate([returning, new_pid[new_buyers]])
+    new_order_ts = _window(rng, new_people["first_seen"][new_buyers], end, len(new_buyers))
+    spend = np.concatenate([people["spend"][returning], new_people["spend"][new_buyers]])
+    orders = {"person_id": order_person, "ts": np.concatenate([returning_ts, new_order_ts])}
+    orders |= _order_columns(rng, spend, 0.0)
+    b.register("increment_orders", _intact(rng, orders, last["orders"] + 1))
+    items = _order_items_columns(rng, orders["rid"])
+    b.register("increment_order_items", _intact(rng, items, 0))
+
+    for table, skeleton, select in (
+        ("pages", "increment_pages", _pages_select),
+        ("tracks", "increment_tracks", _tracks_select),
+        ("identifies", "increment_identifies", _identifies_select),
+    ):
+        query = select(skeleton, "increment_devices", "increment_everyone", loaded_sql)
+        con.execute(f"insert into {s}.{table} {query}")
+    con.execute(
+        f"insert into {s}.orders {_orders_select('increment_orders', 'increment_everyone')}"
+    )
+    con.execute(f"insert into {s}.order_items {_order_items_select('increment_order_items')}")
+
+    buys = np.zeros(n_new, bool)
+    buys[new_buyers] = True
+    _add_increment_truth(b, rng, new_pid, buys, returning[stops], returning_ts[stops])
+    return {
+        "identifies": n_identify,
+        "tracks": len(tracks["ts"]),
+        "pages": len(pages["ts"]),
+        "orders": len(order_person),
+        "order_items": len(items["rid"]),
+    }
+
+
+def _add_increment_truth(
+    b: _Builder,
+    rng: np.random.Generator,
+    new_pid: np.ndarray,
+    buys: np.ndarray,
+    dropped: np.ndarray,
+    dropped_at: np.ndarray,
+) -> None:
+    """Add an increment's new people (``buys``: who bought) and their identifiers to the truth,
+    and the dropouts of returning buyers who stopped (epochs ``dropped_at``)."""
+    b.register(
+        "increment_truth_persons",
+        {
+            "person_id": new_pid,
+            "rate": np.where(
+                buys, rng.gamma(PURCHASE_RATE_SHAPE, 1.0 / PURCHASE_RATE_DAYS, len(new_pid)), np.nan
+            ),
+            "dropout_p": np.where(buys, rng.beta(DROPOUT_A, DROPOUT_B, len(new_pid)), np.nan),
+        },
+    )
+    b.con.execute("""
+        insert into truth.persons
+        select person_id, 'web', null, nullif(rate, 'nan'::double), nullif(dropout_p, 'nan'::double)
+        from increment_truth_persons
+        order by person_id
+    """)
+    b.register("increment_dropouts", {"person_id": dropped, "ts": dropped_at})
+    b.con.execute("""
+        update truth.persons
+        set dropout_at = make_timestamp(dropouts.ts * 1000000)
+        from increment_dropouts as dropouts
+        where persons.person_id = dropouts.person_id
+    """)
+    b.con.execute("""
+        insert into truth.identifiers
+        with identifiers as (
+            select 'anonymous_id' as identifier_type, anonymous_id as identifier_value, person_id
+            from increment_new_devices
+            union all
+            select 'device_id', context_device_id, person_id from increment_new_devices
+            union all
+            select 'user_id', user_id, person_id from increment_people
+            union all
+            select 'email', email, person_id from increment_people
+            union all
+            select 'phone', phone_e164, person_id from increment_people
+            union all
+            select 'shop_customer_ref', shop_customer_ref, person_id from increment_people
+        )
+        select * from identifiers
+        where identifier_value is not null
+        order by identifier_type, identifier_value
+    """)
