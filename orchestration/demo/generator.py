@@ -1310,8 +1310,9 @@ def generate(
     ``con`` is the DuckDB database to write to (a new in-memory one by default); existing tables
     of the same names are replaced, so generating twice gives the same warehouse. Tests of
     identity resolution turn off the adversarial parts: ``defect_rate=0`` (no broken or duplicate
-    rows) and ``junk=False`` (no identifier shared by different people), leaving data whose true
-    clustering is fully supported by evidence.
+    rows) and ``junk=False`` (no identifier shared by different people: no junk values, family
+    computers or shared logins), leaving data whose true clustering is fully supported by
+    evidence.
     """
     if customers < 1:
         raise ValueError(f"customers must be at least 1, got {customers}")
@@ -1493,13 +1494,23 @@ def _append_increment(
 ) -> dict[str, int]:
     b = _Builder(con, seed, 0.0, junk=False, schema=schema)
     people = _people(b, customers)
-    (mismatched,) = con.execute(
+    # The people drawn again must be the ones generated: the same kinds, and (on a sample) the
+    # same emails, which a draw for another number of customers would not give.
+    same_kind, other_email = con.execute(
         f"""
-        select {customers} - count(*) filter (where truth.kind = {_pick(KIND_NAMES, "p.kind")})
-        from truth.persons as truth inner join people as p on truth.person_id = p.person_id
+        select
+            (select count(*) from truth.persons as truth
+             inner join people as p on truth.person_id = p.person_id
+             where truth.kind = {_pick(KIND_NAMES, "p.kind")}),
+            (select count(*) from people as p
+             where p.person_id % 101 = 0 and p.email is not null and not exists (
+                select 1 from truth.identifiers as ids
+                where ids.identifier_type = 'email' and ids.identifier_value = p.email
+                    and ids.person_id = p.person_id
+             ))
         """
     ).fetchone()
-    if mismatched:
+    if same_kind != customers or other_email:
         raise ValueError(
             f"truth.persons does not hold the people of generate({customers}, seed={seed}): "
             "an increment needs the customers and seed the tables were generated with"

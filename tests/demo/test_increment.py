@@ -319,6 +319,8 @@ def test_an_increment_needs_the_tessera_shape_and_the_generated_people() -> None
     data = generate(2_000, seed=6)
     with pytest.raises(ValueError, match="seed the tables were generated with"):
         generate_increment(data.con, 2_000, seed=7)
+    with pytest.raises(ValueError, match="customers and seed"):
+        generate_increment(data.con, 1_500, seed=6)
     with pytest.raises(ValueError, match="after the generator's clock"):
         generate_increment(data.con, 2_000, seed=6, loaded_at=END)
     apply_shape(data.con, "raw", "typed")
