@@ -31,7 +31,7 @@ from orchestration.activation.config import SyncConfigError
 from orchestration.activation.destination import DestinationError
 from orchestration.activation.engine import SyncError, SyncResult, run_syncs
 from orchestration.dbt_project import DbtRunError
-from orchestration.demo.generator import TRUTH_TABLES, generate
+from orchestration.demo.generator import TRUTH_TABLES, generate, generate_increment
 from orchestration.demo.shapes import SHAPES, apply_shape
 from orchestration.identity.explain import ExplainError, explain, format_explanation
 from orchestration.predictive.clv import PredictiveInputError
@@ -98,6 +98,43 @@ def generate_into(
         copy_duckdb_to_postgres(data.con, pg, schema, tables, progress=_say)
         copy_duckdb_to_postgres(data.con, pg, "truth", list(TRUTH_TABLES))
     return data.row_counts
+
+
+def increment_into(
+    warehouse: Warehouse, customers: int, seed: int, **options: Any
+) -> dict[str, int]:
+    """Append the demo's next load (``generate_increment``: about 1% more events, identifies and
+    orders, loaded after every generated row) to what ``generate_into(warehouse, customers,
+    seed)`` wrote; return the rows appended per table. ``options`` go to the increment
+    (``fraction``, ``loaded_at``, ``increment_seed``).
+
+    On Postgres the demo is generated again in memory (it depends only on customers and seed),
+    the increment appended there, and only the appended rows inserted into the raw tables.
+    """
+    schema = ProjectConfig.load().raw_schema
+    if warehouse.duckdb_path is not None:
+        with warehouse.duckdb_connection() as con:
+            return generate_increment(con, customers, seed, schema=schema, **options)
+    data = generate(customers, seed, progress=_say, schema=schema)
+    before = dict(data.row_counts)
+    appended = generate_increment(data.con, customers, seed, schema=schema, **options)
+    data.con.execute("create schema increment")
+    for table in appended:
+        # An in-memory DuckDB table scans in insertion order: the appended rows come last.
+        data.con.execute(
+            f'create table increment."{table}" as select * from "{schema}"."{table}" '
+            f"offset {before[table]}"
+        )
+    with warehouse.postgres_connection() as pg:
+        copy_duckdb_to_postgres(data.con, pg, "increment", list(appended))
+        with pg.transaction(), pg.cursor() as cur:
+            for table in appended:
+                cur.execute(
+                    f'insert into "{schema}"."{table}" select * from increment."{table}"'
+                )
+            cur.execute("drop schema increment cascade")
+        copy_duckdb_to_postgres(data.con, pg, "truth", list(TRUTH_TABLES))
+    return appended
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:

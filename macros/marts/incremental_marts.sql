@@ -1,11 +1,37 @@
-{#- Whether customer_events builds incrementally: an incremental run over a stored table that
-    has _built_at. A table built before the model was incremental has none: the pre-hook empties
-    it and the run rebuilds every row, once. -#}
-{% macro customer_events_incremental() -%}
+{#- The incremental marts (customer_events, customer_identities) stamp each row with the run
+    that built it (_built_at); a run rebuilds the rows whose inputs changed since the newest
+    stamp, and its pre-hook first deletes the rows that can no longer stand. -#}
+
+{#- Whether the mart builds incrementally: an incremental run over a stored table that has
+    _built_at. A table built before the mart was incremental has none: the pre-hook empties it
+    and the run rebuilds every row, once. -#}
+{% macro builds_incrementally() -%}
     {%- if not is_incremental() -%}
         {{ return(false) }}
     {%- endif -%}
     {{ return('_built_at' in (tessera.relation_columns(this) or {})) }}
+{%- endmacro %}
+
+
+{#- CTE body: the newest _built_at stored (a time before any data when none is). -#}
+{% macro last_built() -%}
+    select
+        coalesce(
+            max(_built_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }})
+        ) as built_at
+    from {{ this }}
+{%- endmacro %}
+
+
+{#- CTE body: the identifiers whose customer changed since the mart was last built (rows of
+    identity_customer_registry assigned since; needs CTE last_built). -#}
+{% macro identifiers_reassigned() -%}
+    select
+        registry.identifier_type,
+        registry.identifier_value
+    from {{ ref('identity_customer_registry') }} as registry
+    cross join last_built
+    where registry.assigned_at > last_built.built_at
 {%- endmacro %}
 
 
@@ -40,7 +66,7 @@
     staging; over a table built before the model was incremental, delete every row. -#}
 {% macro delete_stale_customer_events() -%}
     {%- if execute and is_incremental() -%}
-        {%- if not tessera.customer_events_incremental() -%}
+        {%- if not tessera.builds_incrementally() -%}
             delete from {{ this }}
         {%- else -%}
             delete from {{ this }} as stored
@@ -62,6 +88,61 @@
                         select 1 from {{ ref('stg_segment__tracks') }} as staged
                         where staged.track_id = stored.source_row_id
                     )
+                )
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- CTE body for customer_identities: each identifier (once) observed, retracted or given
+    another customer since the mart was last built (needs CTE last_built). -#}
+{% macro identifiers_changed_since_built() -%}
+    {{ tessera.identifiers_reassigned() }}
+    union
+    select
+        observations.identifier_type,
+        observations.identifier_value
+    from {{ ref('identity_observations') }} as observations
+    cross join last_built
+    where observations.loaded_at > last_built.built_at
+    union
+    select
+        retracted.identifier_type,
+        retracted.identifier_value
+    from {{ ref('identity_retracted_observations') }} as retracted
+    cross join last_built
+    where retracted.retracted_at > last_built.built_at
+{%- endmacro %}
+
+
+{#- Pre-hook of customer_identities: in an incremental run, delete the rows of the identifiers
+    it rebuilds and of customers erased since; over a table built before the mart was
+    incremental, delete every row. -#}
+{% macro delete_stale_customer_identities() -%}
+    {%- if execute and is_incremental() -%}
+        {%- if not tessera.builds_incrementally() -%}
+            delete from {{ this }}
+        {%- else -%}
+            delete from {{ this }} as stored
+            where
+                stored.customer_id in (
+                    select customer_id from {{ ref('customer_erasures') }}
+                )
+                or exists (
+                    with
+
+                    last_built as (
+                        {{ tessera.last_built() }}
+                    ),
+
+                    changed_identifiers as (
+                        {{ tessera.identifiers_changed_since_built() }}
+                    )
+
+                    select 1 from changed_identifiers
+                    where
+                        changed_identifiers.identifier_type = stored.identifier_type
+                        and changed_identifiers.identifier_value = stored.identifier_value
                 )
         {%- endif -%}
     {%- endif -%}

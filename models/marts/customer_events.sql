@@ -26,7 +26,7 @@
 {%- set ticket_identifiers = [('email', 'requester_email')] -%}
 {%- set null_string = 'cast(null as ' ~ dbt.type_string() ~ ')' -%}
 {%- set null_amount = 'cast(null as decimal(18, 2))' -%}
-{%- set incremental = tessera.customer_events_incremental() %}
+{%- set incremental = tessera.builds_incrementally() %}
 -- depends_on: {{ ref('identity_customer_registry') }}
 
 with
@@ -34,20 +34,11 @@ with
 {%- if incremental %}
 
 last_built as (
-    select
-        coalesce(
-            max(_built_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }})
-        ) as built_at
-    from {{ this }}
+    {{ tessera.last_built() }}
 ),
 
 changed_identifiers as (
-    select distinct
-        registry.identifier_type,
-        registry.identifier_value
-    from {{ ref('identity_customer_registry') }} as registry
-    cross join last_built
-    where registry.assigned_at > last_built.built_at
+    select distinct * from ({{ tessera.identifiers_reassigned() }}) as reassigned
 ),
 {%- endif %}
 

@@ -1,9 +1,44 @@
 {#- One row per identifier of each customer, with when and in how many sources it was seen.
-    Blocked identifiers belong to no customer and are not here; neither are erased customers. -#}
+    Blocked identifiers belong to no customer and are not here; neither are erased customers.
+
+    Incremental: a run rebuilds only the identifiers observed, retracted or given another
+    customer since it last ran (from all their observations); the pre-hook first deletes their
+    rows and those of customers erased since. A withdrawn deletion request is only seen by a
+    --full-refresh. -#}
+{{ config(
+    materialized='incremental',
+    unique_key=['identifier_type', 'identifier_value'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    pre_hook="{{ tessera.delete_stale_customer_identities() }}",
+) }}
+{%- set incremental = tessera.builds_incrementally() %}
+-- depends_on: {{ ref('identity_customer_registry') }}
+-- depends_on: {{ ref('identity_retracted_observations') }}
+-- depends_on: {{ ref('customer_erasures') }}
+
 with
 
+{%- if incremental %}
+
+last_built as (
+    {{ tessera.last_built() }}
+),
+
+changed_identifiers as (
+    {{ tessera.identifiers_changed_since_built() }}
+),
+{%- endif %}
+
 identity_observations as (
-    select * from {{ ref('identity_observations') }}
+    select observations.*
+    from {{ ref('identity_observations') }} as observations
+    {%- if incremental %}
+    inner join changed_identifiers
+        on
+            observations.identifier_type = changed_identifiers.identifier_type
+            and observations.identifier_value = changed_identifiers.identifier_value
+    {%- endif %}
 ),
 
 identity_customer_map as (
@@ -45,7 +80,8 @@ final as (
 
         -- timestamps
         observed.first_seen_at,
-        observed.last_seen_at
+        observed.last_seen_at,
+        {{ tessera.run_timestamp() }} as _built_at
     from identity_customer_map
     inner join observed
         on

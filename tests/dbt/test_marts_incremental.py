@@ -25,7 +25,7 @@ TABLES = {
 }
 EVENT_TABLES = ("identifies", "tracks", "pages")
 LATER_LOAD = "2031-01-01 00:00:00"
-INCREMENTAL_MARTS = ["customer_events"]
+INCREMENTAL_MARTS = ["customer_events", "customer_identities"]
 BUILD = ["build", "--select", *[f"+{mart}" for mart in INCREMENTAL_MARTS]]
 BUILD += ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 # The run stamp says when a row was built, not what it holds.
@@ -107,11 +107,25 @@ def test_marts_updated_run_by_run_equal_their_full_refresh(warehouse: Warehouse)
     )
     run_dbt(BUILD, warehouse, quiet=True)
     rebuilt = _rebuilt_by_last_run(warehouse, "customer_events")
+    identities_rebuilt = _rebuilt_by_last_run(warehouse, "customer_identities")
     counts = _equals_full_refresh(warehouse)
     assert counts["customer_events"] > first["customer_events"]
     # Only the late events, the orders and tickets, and the events whose identifiers changed
     # customer were built again: well under half the table.
     assert 0 < rebuilt < counts["customer_events"] / 2
+    # The identifiers rebuilt are at most those observed, retracted or reassigned by the run.
+    touched = warehouse.query(
+        "select count(*) from ("
+        "  select identifier_type, identifier_value from identity.identity_observations"
+        "  where loaded_at = (select max(loaded_at) from identity.identity_observations)"
+        "  union"
+        "  select identifier_type, identifier_value from identity.identity_customer_registry"
+        "  where assigned_at = (select max(assigned_at) from identity.identity_customer_registry)"
+        "  union"
+        "  select identifier_type, identifier_value from identity.identity_retracted_observations"
+        ") as touched"
+    )[0][0]
+    assert 0 < identities_rebuilt <= touched < counts["customer_identities"]
 
     # 2. Rows deleted at the source and rows newly rejected leave the marts; nothing else
     # changes, so the next run rebuilds only the orders and tickets, and the events staging
