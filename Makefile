@@ -70,7 +70,10 @@ format: install .tessera/profiles.yml
 test: install postgres chromium lint
 	$(BIN)/pytest
 
-bench: install
+# bench/pipeline.py: 1,000,000 customers on DuckDB, then 200,000 on a throwaway Postgres.
+bench: install postgres
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/pipeline.py --target postgres --customers 200000
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/identity.py
 	$(BIN)/python bench/identity_incremental.py

@@ -1,6 +1,6 @@
 """Benchmark: `tessera generate` into a DuckDB file. Prints one JSON document.
 
-Target (foundation issue): 1,000,000 customers in under 180 s on 2 cores.
+Target: 1,000,000 customers in under 180 s on 2 cores.
 
     python bench/generate.py [--customers 1000000] [--seed 42]
 """

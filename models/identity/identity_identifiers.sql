@@ -1,9 +1,42 @@
 {#- One row per distinct identifier, with when and where it was seen and whether it is blocked
-    from linking people. -#}
+    from linking people.
+
+    Incremental: a run aggregates again only the identifiers observed or withdrawn since it last
+    ran, and those whose blocked status changed (each from all of its observations); the
+    pre-hook first deletes their rows, so an identifier whose every observation was withdrawn
+    is gone. -#}
+{{ config(
+    materialized='incremental',
+    unique_key=['identifier_type', 'identifier_value'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    pre_hook="{{ tessera.delete_rebuilt_identifiers(tessera.identity_identifiers_to_rebuild()) }}",
+) }}
+{%- set incremental = tessera.builds_incrementally() %}
+-- depends_on: {{ ref('identity_retracted_observations') }}
+
 with
 
+{%- if incremental %}
+
+last_built as (
+    {{ tessera.last_built() }}
+),
+
+changed_identifiers as (
+    {{ tessera.identity_identifiers_to_rebuild() }}
+),
+{%- endif %}
+
 observations as (
-    select * from {{ ref('identity_observations') }}
+    select observations.*
+    from {{ ref('identity_observations') }} as observations
+    {%- if incremental %}
+    inner join changed_identifiers
+        on
+            observations.identifier_type = changed_identifiers.identifier_type
+            and observations.identifier_value = changed_identifiers.identifier_value
+    {%- endif %}
 ),
 
 blocked as (
@@ -31,7 +64,8 @@ final as (
         aggregated.observation_count,
         aggregated.source_count,
         blocked.blocked_reason,
-        blocked.identifier_type is not null as is_blocked
+        blocked.identifier_type is not null as is_blocked,
+        {{ tessera.run_timestamp() }} as _built_at
     from aggregated
     left join blocked
         on

@@ -1,5 +1,8 @@
 {#- One row per edge dropped to keep a customer within the identity limits: the two identifiers,
-    the source row that linked them, and why the link was cut. -#}
+    the source row that linked them, and why the link was cut. An edge is stored with its two
+    identifiers in either order, so the drops are matched to the edges taken both ways with one
+    equality join (a join on "this order or that" cannot hash: it compared every drop with every
+    edge). -#}
 with
 
 drops as (
@@ -36,6 +39,30 @@ described as (
     left join nodes as excess on drops.excess_node = excess.node_id
 ),
 
+edges_either_way as (
+    select
+        identifier_type_a,
+        identifier_value_a,
+        identifier_type_b,
+        identifier_value_b,
+        first_source_table,
+        first_source_row_id,
+        first_observed_at,
+        evidence_count
+    from edges
+    union all
+    select
+        identifier_type_b as identifier_type_a,
+        identifier_value_b as identifier_value_a,
+        identifier_type_a as identifier_type_b,
+        identifier_value_a as identifier_value_b,
+        first_source_table,
+        first_source_row_id,
+        first_observed_at,
+        evidence_count
+    from edges
+),
+
 final as (
     select
         described.identifier_type_a,
@@ -63,25 +90,17 @@ final as (
                 || ' ranks beyond the cap'
         end as reason,
         described.resolution_round,
-        edges.first_source_table,
-        edges.first_source_row_id,
-        edges.first_observed_at,
-        edges.evidence_count
+        edges_either_way.first_source_table,
+        edges_either_way.first_source_row_id,
+        edges_either_way.first_observed_at,
+        edges_either_way.evidence_count
     from described
-    inner join edges
+    inner join edges_either_way
         on
-            (
-                described.identifier_type_a = edges.identifier_type_a
-                and described.identifier_value_a = edges.identifier_value_a
-                and described.identifier_type_b = edges.identifier_type_b
-                and described.identifier_value_b = edges.identifier_value_b
-            )
-            or (
-                described.identifier_type_a = edges.identifier_type_b
-                and described.identifier_value_a = edges.identifier_value_b
-                and described.identifier_type_b = edges.identifier_type_a
-                and described.identifier_value_b = edges.identifier_value_a
-            )
+            described.identifier_type_a = edges_either_way.identifier_type_a
+            and described.identifier_value_a = edges_either_way.identifier_value_a
+            and described.identifier_type_b = edges_either_way.identifier_type_b
+            and described.identifier_value_b = edges_either_way.identifier_value_b
 )
 
 select * from final

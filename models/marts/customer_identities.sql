@@ -1,21 +1,23 @@
 {#- One row per identifier of each customer, with when and in how many sources it was seen.
     Blocked identifiers belong to no customer and are not here; neither are erased customers.
 
-    Incremental: a run rebuilds only the identifiers observed, retracted or given another
-    customer since it last ran (from all their observations); the pre-hook first deletes their
-    rows and those of customers erased since. A withdrawn deletion request is only seen by a
+    Incremental: a run rebuilds only the identifiers aggregated again by identity_identifiers,
+    withdrawn or given another customer since it last ran; the pre-hook first deletes their rows
+    and those of customers erased since. A withdrawn deletion request is only seen by a
     --full-refresh. -#}
 {{ config(
     materialized='incremental',
     unique_key=['identifier_type', 'identifier_value'],
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    pre_hook="{{ tessera.delete_stale_customer_identities() }}",
+    pre_hook="{{ tessera.delete_rebuilt_identifiers(
+        tessera.customer_identities_to_rebuild(),
+        'stored.customer_id in (select customer_id from ' ~ ref('customer_erasures') ~ ')'
+    ) }}",
 ) }}
 {%- set incremental = tessera.builds_incrementally() %}
 -- depends_on: {{ ref('identity_customer_registry') }}
 -- depends_on: {{ ref('identity_retracted_observations') }}
--- depends_on: {{ ref('customer_erasures') }}
 
 with
 
@@ -26,18 +28,18 @@ last_built as (
 ),
 
 changed_identifiers as (
-    {{ tessera.identifiers_changed_since_built() }}
+    {{ tessera.customer_identities_to_rebuild() }}
 ),
 {%- endif %}
 
-identity_observations as (
-    select observations.*
-    from {{ ref('identity_observations') }} as observations
+observed as (
+    select identifiers.*
+    from {{ ref('identity_identifiers') }} as identifiers
     {%- if incremental %}
     inner join changed_identifiers
         on
-            observations.identifier_type = changed_identifiers.identifier_type
-            and observations.identifier_value = changed_identifiers.identifier_value
+            identifiers.identifier_type = changed_identifiers.identifier_type
+            and identifiers.identifier_value = changed_identifiers.identifier_value
     {%- endif %}
 ),
 
@@ -45,24 +47,8 @@ identity_customer_map as (
     select * from {{ ref('identity_customer_map') }}
 ),
 
-stg_privacy__deletion_requests as (
-    select * from {{ ref('stg_privacy__deletion_requests') }}
-),
-
-erased_customers as (
-    {{ tessera.erased_customers('stg_privacy__deletion_requests', 'identity_customer_map') }}
-),
-
-observed as (
-    select
-        identifier_type,
-        identifier_value,
-        min(observed_at) as first_seen_at,
-        max(observed_at) as last_seen_at,
-        count(distinct source_table) as source_count,
-        count(*) as observation_count
-    from identity_observations
-    group by identifier_type, identifier_value
+customer_erasures as (
+    select * from {{ ref('customer_erasures') }}
 ),
 
 final as (
@@ -87,9 +73,9 @@ final as (
         on
             identity_customer_map.identifier_type = observed.identifier_type
             and identity_customer_map.identifier_value = observed.identifier_value
-    left join erased_customers
-        on identity_customer_map.customer_id = erased_customers.customer_id
-    where erased_customers.customer_id is null
+    left join customer_erasures
+        on identity_customer_map.customer_id = customer_erasures.customer_id
+    where customer_erasures.customer_id is null
 )
 
 select * from final

@@ -1,0 +1,90 @@
+{#- Incremental models keyed by what changed since they were built (identity_identifiers,
+    customer_events, customer_identities) stamp each row with the run that built it
+    (_built_at); a run rebuilds the rows whose inputs changed since the newest stamp, and the
+    model's pre-hook first deletes the rows that can no longer stand. -#}
+
+{#- Whether the model builds incrementally: an incremental run over a stored table that has
+    _built_at. A table built before the model was incremental has none: the pre-hook empties it
+    and the run rebuilds every row, once. -#}
+{% macro builds_incrementally() -%}
+    {%- if not is_incremental() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return('_built_at' in (tessera.relation_columns(this) or {})) }}
+{%- endmacro %}
+
+
+{#- CTE body: the newest _built_at stored (a time before any data when none is). -#}
+{% macro last_built() -%}
+    select
+        coalesce(
+            max(_built_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }})
+        ) as built_at
+    from {{ this }}
+{%- endmacro %}
+
+
+{#- CTE body: the identifiers whose customer changed since the model was last built (rows of
+    identity_customer_registry assigned since; needs CTE last_built). -#}
+{% macro identifiers_reassigned() -%}
+    select
+        registry.identifier_type,
+        registry.identifier_value
+    from {{ ref('identity_customer_registry') }} as registry
+    cross join last_built
+    where registry.assigned_at > last_built.built_at
+{%- endmacro %}
+
+
+{#- CTE body: the identifiers observed or withdrawn (identity_retracted_observations) since the
+    model was last built (needs CTE last_built). -#}
+{% macro identifiers_observed_since_built() -%}
+    select
+        observations.identifier_type,
+        observations.identifier_value
+    from {{ ref('identity_observations') }} as observations
+    cross join last_built
+    where observations.loaded_at > last_built.built_at
+    union
+    select
+        retracted.identifier_type,
+        retracted.identifier_value
+    from {{ ref('identity_retracted_observations') }} as retracted
+    cross join last_built
+    where retracted.retracted_at > last_built.built_at
+{%- endmacro %}
+
+
+{#- Pre-hook of a model keyed by identifier (identifier_type, identifier_value): in an
+    incremental run, delete the rows of the identifiers the run rebuilds (`changed`: a CTE
+    body, which may read CTE last_built) and those matching `also_delete` (a condition on
+    `stored`, or none); over a table built before the model was incremental, every row. -#}
+{% macro delete_rebuilt_identifiers(changed, also_delete=none) -%}
+    {%- if execute and is_incremental() -%}
+        {%- if not tessera.builds_incrementally() -%}
+            delete from {{ this }}
+        {%- else -%}
+            delete from {{ this }} as stored
+            where
+                {%- if also_delete %}
+                ({{ also_delete }}) or
+                {%- endif %}
+                exists (
+                    with
+
+                    last_built as (
+                        {{ tessera.last_built() }}
+                    ),
+
+                    changed_identifiers as (
+                        {{ changed }}
+                    )
+
+                    select 1 from changed_identifiers
+                    where
+                        changed_identifiers.identifier_type = stored.identifier_type
+                        and changed_identifiers.identifier_value = stored.identifier_value
+                )
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
