@@ -300,16 +300,16 @@ def test_demo_audiences_have_members_once_the_predictive_step_has_run(
     # before any predictive step, so high_value_at_risk builds empty then.
     before = predicted.audience_rows_before_step
     assert {model: before[model] for model in AUDIENCE_MODELS} == {
-        "audience_browse_abandoners": 9,
+        "audience_browse_abandoners": 8,
         "audience_high_value_at_risk": 0,
-        "audience_repeat_buyers": 84,
+        "audience_repeat_buyers": 99,
     }
     warehouse = predicted.warehouse
     counts = _counts(warehouse)
     assert counts == {
-        "audience_browse_abandoners": 9,
-        "audience_high_value_at_risk": 8,
-        "audience_repeat_buyers": 84,
+        "audience_browse_abandoners": 8,
+        "audience_high_value_at_risk": 41,
+        "audience_repeat_buyers": 99,
     }
     for model in AUDIENCE_MODELS:
         leaks = warehouse.query(

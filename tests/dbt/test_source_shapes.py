@@ -53,7 +53,7 @@ def _rows(warehouse: Warehouse, relation: str) -> list[tuple[Any, ...]]:
     them from their event tables' columns, in another key order and spacing, and a DOUBLE 22.0
     may print as 22. The load timestamp is the generator's `_loaded_at` in the text build and
     the vendor's `uuid_ts` in theirs (the same rows, loaded by different tools), and the staging
-    stamp is the build's own time."""
+    and build stamps are the build's own time."""
     columns = [
         name
         for (name,) in warehouse.query(
@@ -62,7 +62,7 @@ def _rows(warehouse: Warehouse, relation: str) -> list[tuple[Any, ...]]:
             f"and table_name = {warehouse.placeholder} order by ordinal_position",
             relation.split("."),
         )
-        if name not in ("_loaded_at", "_staged_at")
+        if name not in ("_loaded_at", "_staged_at", "_built_at")
     ]
     assert columns, f"{relation} has no columns on {warehouse.describe()}"
     json_columns = {i for i, name in enumerate(columns) if name == "properties"}
