@@ -14,7 +14,12 @@ times, each in its own process so its peak memory is its own:
 
 Per stage, the seconds are the sum of its models' own dbt times (dbt builds two at once, so
 stages overlap) and, for the Python steps, their step times. Syncs run for the destinations
-that need no account (file, table); the others are skipped as in a fresh project.
+that need no account (file, table); the others are skipped as in a fresh project. The syncs'
+delete guard is lifted (var tessera_sync_max_delete_fraction: 1): the increment moves the
+demo's clock by a day, which can take more than a fifth of an audience out of it.
+
+The report is written to ``<workdir>/report.json`` after each phase, so a run that fails
+keeps what it measured; the failure is in ``failed``.
 
     python bench/pipeline.py [--customers 1000000] [--target local|postgres] [--seed 42]
         [--workdir DIR]
@@ -46,7 +51,12 @@ STAGES = ("staging", "identity", "marts", "predictive", "audiences", "syncs")
 COMPARED_SCHEMAS = ("marts", "audiences", "predictive")
 NOT_COMPARED = {"audience_membership_history"}
 # Columns that say when a run happened, not what it computed.
-RUN_TIME_COLUMNS = {"_staged_at", "built_at", "scored_at", "fitted_at", "computed_at", "run_at"}
+RUN_TIME_COLUMNS = {"_staged_at", "_built_at", "built_at", "scored_at", "fitted_at", "run_at"}
+BENCH_VARS = "{tessera_sync_max_delete_fraction: 1}"
+
+
+class RunFailed(RuntimeError):
+    pass
 
 
 def _stage(key: str) -> str | None:
@@ -61,11 +71,13 @@ def _stage(key: str) -> str | None:
 
 def _child_run(out: Path, full_refresh: bool) -> None:
     """One run of the job in this process; its steps and assets to ``out`` as JSON."""
+    from orchestration.project import ProjectConfig
     from orchestration.runner import run_full_build
     from orchestration.warehouse import Warehouse
 
     outcome = run_full_build(
         Warehouse.from_env(),
+        ProjectConfig.load(BENCH_VARS),
         output_dir=out.parent / "output",
         say=lambda _message: None,
         full_refresh=full_refresh,
@@ -122,7 +134,7 @@ def _timed_child(args: list[str], env: Mapping[str, str]) -> tuple[float, int]:
     seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise SystemExit(f"bench: the child {' '.join(args)} failed ({process.returncode})")
+        raise RunFailed(f"the child {' '.join(args)} failed ({process.returncode})")
     # ru_maxrss is in KiB on Linux: the largest of the child and the descendants it waited for
     # (dbt runs in its own process).
     return seconds, usage.ru_maxrss * 1024
@@ -135,7 +147,7 @@ def _run(name: str, workdir: Path, env: Mapping[str, str], full_refresh: bool = 
     result = json.loads(out.read_text())
     if not result["success"]:
         print(result["dbt_errors"], file=sys.stderr)
-        raise SystemExit(f"bench: the {name} run failed: {result['failures']}")
+        raise RunFailed(f"the {name} run failed: {result['failures']}")
     stages = dict.fromkeys(STAGES, 0.0)
     step_seconds = {step["key"]: step["seconds"] for step in result["steps"]}
     python_steps: dict[str, str] = {}
@@ -250,48 +262,11 @@ def main() -> None:
         else:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tessera-")))
         env = stack.enter_context(_warehouse_env(args.target, workdir))
-        generate_seconds, generate_peak = _timed_child(
-            ["generate", str(args.customers), str(args.seed)], env
-        )
-        full = _run("full", workdir, env)
-        noop = _run("noop", workdir, env)
-        rows_out = workdir / "increment_rows.json"
-        append_seconds, _ = _timed_child(
-            ["increment", str(args.customers), str(args.seed), str(rows_out)], env
-        )
-        increment_rows = json.loads(rows_out.read_text())
-        increment = _run("increment", workdir, env)
-        incremental = table_digests(env)
-        refresh = _run("full_refresh", workdir, env, full_refresh=True)
-        refreshed = table_digests(env)
-        differing = sorted(
-            name
-            for name in incremental.keys() | refreshed.keys()
-            if incremental.get(name) != refreshed.get(name)
-        )
         report: dict[str, Any] = {
             "benchmark": "pipeline",
             "target": args.target,
             "customers": args.customers,
             "seed": args.seed,
-            "generate_seconds": round(generate_seconds, 1),
-            "generate_peak_rss_bytes": generate_peak,
-            "full_seconds": full["seconds"],
-            "full_peak_rss_bytes": full["peak_rss_bytes"],
-            "stage_seconds": full["stage_seconds"],
-            "noop_seconds": noop["seconds"],
-            "noop_peak_rss_bytes": noop["peak_rss_bytes"],
-            "noop_fraction": round(noop["seconds"] / full["seconds"], 3),
-            "increment_rows": increment_rows,
-            "increment_append_seconds": round(append_seconds, 1),
-            "increment_seconds": increment["seconds"],
-            "increment_peak_rss_bytes": increment["peak_rss_bytes"],
-            "increment_fraction": round(increment["seconds"] / full["seconds"], 3),
-            "full_refresh_seconds": refresh["seconds"],
-            "identical_to_full_refresh": not differing,
-            "tables_compared": len(refreshed),
-            "tables_differing": differing,
-            "runs": {"full": full, "noop": noop, "increment": increment, "full_refresh": refresh},
             "targets": {
                 "full_seconds": 180,
                 "full_peak_rss_bytes": 6 * 2**30,
@@ -302,9 +277,66 @@ def main() -> None:
                 "cpu_count": os.cpu_count(),
                 "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
                 "duckdb_memory_limit": os.environ.get("TESSERA_DUCKDB_MEMORY_LIMIT", "4GB"),
+                "duckdb_threads": int(os.environ.get("TESSERA_DUCKDB_THREADS", "4")),
             },
+            "runs": {},
         }
+        try:
+            _measure(args, workdir, env, report)
+        except RunFailed as exc:
+            report["failed"] = str(exc)
+        (workdir / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+    if "failed" in report:
+        raise SystemExit(f"bench: {report['failed']}")
+
+
+def _measure(
+    args: argparse.Namespace, workdir: Path, env: Mapping[str, str], report: dict[str, Any]
+) -> None:
+    """Every phase, each adding its figures to ``report`` (saved after each)."""
+
+    def save() -> None:
+        (workdir / "report.json").write_text(json.dumps(report, indent=2))
+
+    generate_seconds, generate_peak = _timed_child(
+        ["generate", str(args.customers), str(args.seed)], env
+    )
+    report["generate_seconds"] = round(generate_seconds, 1)
+    report["generate_peak_rss_bytes"] = generate_peak
+    full = report["runs"]["full"] = _run("full", workdir, env)
+    report["full_seconds"] = full["seconds"]
+    report["full_peak_rss_bytes"] = full["peak_rss_bytes"]
+    report["stage_seconds"] = full["stage_seconds"]
+    save()
+    noop = report["runs"]["noop"] = _run("noop", workdir, env)
+    report["noop_seconds"] = noop["seconds"]
+    report["noop_peak_rss_bytes"] = noop["peak_rss_bytes"]
+    report["noop_fraction"] = round(noop["seconds"] / full["seconds"], 3)
+    save()
+    rows_out = workdir / "increment_rows.json"
+    append_seconds, _ = _timed_child(
+        ["increment", str(args.customers), str(args.seed), str(rows_out)], env
+    )
+    report["increment_rows"] = json.loads(rows_out.read_text())
+    report["increment_append_seconds"] = round(append_seconds, 1)
+    increment = report["runs"]["increment"] = _run("increment", workdir, env)
+    report["increment_seconds"] = increment["seconds"]
+    report["increment_peak_rss_bytes"] = increment["peak_rss_bytes"]
+    report["increment_fraction"] = round(increment["seconds"] / full["seconds"], 3)
+    save()
+    incremental = table_digests(env)
+    report["runs"]["full_refresh"] = _run("full_refresh", workdir, env, full_refresh=True)
+    report["full_refresh_seconds"] = report["runs"]["full_refresh"]["seconds"]
+    refreshed = table_digests(env)
+    differing = sorted(
+        name
+        for name in incremental.keys() | refreshed.keys()
+        if incremental.get(name) != refreshed.get(name)
+    )
+    report["identical_to_full_refresh"] = not differing
+    report["tables_compared"] = len(refreshed)
+    report["tables_differing"] = differing
 
 
 if __name__ == "__main__":

@@ -129,9 +129,7 @@ def increment_into(
         copy_duckdb_to_postgres(data.con, pg, "increment", list(appended))
         with pg.transaction(), pg.cursor() as cur:
             for table in appended:
-                cur.execute(
-                    f'insert into "{schema}"."{table}" select * from increment."{table}"'
-                )
+                cur.execute(f'insert into "{schema}"."{table}" select * from increment."{table}"')
             cur.execute("drop schema increment cascade")
         copy_duckdb_to_postgres(data.con, pg, "truth", list(TRUTH_TABLES))
     return appended
