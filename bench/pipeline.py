@@ -51,7 +51,7 @@ STAGES = ("staging", "identity", "marts", "predictive", "audiences", "syncs")
 COMPARED_SCHEMAS = ("marts", "audiences", "predictive")
 NOT_COMPARED = {"audience_membership_history"}
 # Columns that say when a run happened, not what it computed.
-RUN_TIME_COLUMNS = {"_staged_at", "_built_at", "built_at", "scored_at", "fitted_at", "run_at"}
+RUN_TIME_COLUMNS = {"_staged_at", "_built_at", "scored_at", "fitted_at", "trained_at"}
 BENCH_VARS = "{tessera_sync_max_delete_fraction: 1}"
 
 
