@@ -1319,6 +1319,9 @@ def generate(
     started = time.perf_counter()
     con = con or duckdb.connect(":memory:")
     con.execute("set enable_progress_bar = false")
+    # Rows are rendered in the order numpy drew them: a connection that lets DuckDB reorder
+    # inserts (Tessera's own, orchestration/warehouse.py) would pair them differently.
+    con.execute("set preserve_insertion_order = true")
     con.execute(f'create schema if not exists "{schema}"; create schema if not exists truth')
     if not 0 <= defect_rate < 0.5:
         raise ValueError(f"defect_rate must be in [0, 0.5), got {defect_rate}")
@@ -1471,6 +1474,7 @@ def generate_increment(
     if not 0 < fraction <= 0.5:
         raise ValueError(f"fraction must be in (0, 0.5], got {fraction}")
     _check_tessera_shape(con, schema)
+    con.execute("set preserve_insertion_order = true")
     con.execute("begin transaction")
     try:
         appended = _append_increment(

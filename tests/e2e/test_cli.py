@@ -105,8 +105,10 @@ def test_generate_writes_the_same_rows_to_duckdb_and_postgres(
     assert local.returncode == 0, local.stderr
     assert remote.returncode == 0, remote.stderr
     duck = Warehouse(target="local", duckdb_path=tmp_path / "g.duckdb")
+    # Every column in the order: rows broken on purpose share a null id.
     sql = (
-        "select id, anonymous_id, user_id, email, phone, timestamp from raw.identifies order by id"
+        "select id, anonymous_id, user_id, email, phone, timestamp from raw.identifies "
+        "order by id, anonymous_id, user_id, email, phone, timestamp"
     )
     assert len(duck.query(sql)) > 100
     assert duck.query(sql) == pg.query(sql)
