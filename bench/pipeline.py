@@ -132,9 +132,9 @@ def _timed_child(args: list[str], env: Mapping[str, str]) -> tuple[float, int]:
     )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RunFailed(f"the child {' '.join(args)} failed ({process.returncode})")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RunFailed(f"the child {' '.join(args)} failed ({code})")
     # ru_maxrss is in KiB on Linux: the largest of the child and the descendants it waited for
     # (dbt runs in its own process).
     return seconds, usage.ru_maxrss * 1024
@@ -172,11 +172,7 @@ def _run(name: str, workdir: Path, env: Mapping[str, str], full_refresh: bool = 
         "stage_seconds": {stage: round(s, 1) for stage, s in stages.items()},
         "dbt_step_seconds": round(sum(step_seconds[key] for key in dbt_steps), 1),
         "slowest_models": {b["key"]: round(b["seconds"], 1) for b in slowest},
-        "syncs": {
-            key: step["status"]
-            for key, step in ((s["key"], s) for s in result["steps"])
-            if "sync" in key
-        },
+        "syncs": {step["key"]: step["status"] for step in result["steps"] if "sync" in step["key"]},
     }
 
 

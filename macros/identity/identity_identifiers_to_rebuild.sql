@@ -2,7 +2,9 @@
     those observed or withdrawn since it was last built, those blocked now but not as stored
     (or for another reason), and those stored as blocked that no longer are. -#}
 {% macro identity_identifiers_to_rebuild() -%}
-    {{ tessera.identifiers_observed_since_built() }}
+    {{ tessera.identifiers_stamped_since_built('identity_observations', 'loaded_at') }}
+    union
+    {{ tessera.identifiers_stamped_since_built('identity_retracted_observations', 'retracted_at') }}
     union
     select
         blocked.identifier_type,

@@ -24,34 +24,28 @@
 {%- endmacro %}
 
 
-{#- CTE body: the identifiers whose customer changed since the model was last built (rows of
-    identity_customer_registry assigned since; needs CTE last_built). -#}
-{% macro identifiers_reassigned() -%}
+{#- The identifiers of rows of `model` stamped (column `stamp`) after the model being built was
+    last built (needs CTE last_built): of identity_customer_registry (assigned_at), those given
+    another customer; of identity_observations (loaded_at), those observed; of
+    identity_retracted_observations (retracted_at), those withdrawn. -#}
+{% macro identifiers_stamped_since_built(model, stamp) -%}
     select
-        registry.identifier_type,
-        registry.identifier_value
-    from {{ ref('identity_customer_registry') }} as registry
+        stamped.identifier_type,
+        stamped.identifier_value
+    from {{ ref(model) }} as stamped
     cross join last_built
-    where registry.assigned_at > last_built.built_at
+    where stamped.{{ stamp }} > last_built.built_at
 {%- endmacro %}
 
 
-{#- CTE body: the identifiers observed or withdrawn (identity_retracted_observations) since the
-    model was last built (needs CTE last_built). -#}
-{% macro identifiers_observed_since_built() -%}
-    select
-        observations.identifier_type,
-        observations.identifier_value
-    from {{ ref('identity_observations') }} as observations
-    cross join last_built
-    where observations.loaded_at > last_built.built_at
-    union
-    select
-        retracted.identifier_type,
-        retracted.identifier_value
-    from {{ ref('identity_retracted_observations') }} as retracted
-    cross join last_built
-    where retracted.retracted_at > last_built.built_at
+{#- The rows of `relation` whose identifier is in CTE changed_identifiers. -#}
+{% macro rows_of_changed_identifiers(relation) -%}
+    select changing.*
+    from {{ relation }} as changing
+    inner join changed_identifiers
+        on
+            changing.identifier_type = changed_identifiers.identifier_type
+            and changing.identifier_value = changed_identifiers.identifier_value
 {%- endmacro %}
 
 

@@ -61,19 +61,9 @@
     aggregated again by identity_identifiers, withdrawn, or given another customer since it was
     last built. -#}
 {% macro customer_identities_to_rebuild() -%}
-    {{ tessera.identifiers_reassigned() }}
+    {{ tessera.identifiers_stamped_since_built('identity_customer_registry', 'assigned_at') }}
     union
-    select
-        identifiers.identifier_type,
-        identifiers.identifier_value
-    from {{ ref('identity_identifiers') }} as identifiers
-    cross join last_built
-    where identifiers._built_at > last_built.built_at
+    {{ tessera.identifiers_stamped_since_built('identity_identifiers', '_built_at') }}
     union
-    select
-        retracted.identifier_type,
-        retracted.identifier_value
-    from {{ ref('identity_retracted_observations') }} as retracted
-    cross join last_built
-    where retracted.retracted_at > last_built.built_at
+    {{ tessera.identifiers_stamped_since_built('identity_retracted_observations', 'retracted_at') }}
 {%- endmacro %}

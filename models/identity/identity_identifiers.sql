@@ -29,13 +29,10 @@ changed_identifiers as (
 {%- endif %}
 
 observations as (
-    select observations.*
-    from {{ ref('identity_observations') }} as observations
     {%- if incremental %}
-    inner join changed_identifiers
-        on
-            observations.identifier_type = changed_identifiers.identifier_type
-            and observations.identifier_value = changed_identifiers.identifier_value
+    {{ tessera.rows_of_changed_identifiers(ref('identity_observations')) }}
+    {%- else %}
+        select * from {{ ref('identity_observations') }}
     {%- endif %}
 ),
 

@@ -38,7 +38,9 @@ last_built as (
 ),
 
 changed_identifiers as (
-    select distinct * from ({{ tessera.identifiers_reassigned() }}) as reassigned
+    select distinct * from (
+        {{ tessera.identifiers_stamped_since_built('identity_customer_registry', 'assigned_at') }}
+    ) as reassigned
 ),
 {%- endif %}
 

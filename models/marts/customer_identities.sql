@@ -33,13 +33,10 @@ changed_identifiers as (
 {%- endif %}
 
 observed as (
-    select identifiers.*
-    from {{ ref('identity_identifiers') }} as identifiers
     {%- if incremental %}
-    inner join changed_identifiers
-        on
-            identifiers.identifier_type = changed_identifiers.identifier_type
-            and identifiers.identifier_value = changed_identifiers.identifier_value
+    {{ tessera.rows_of_changed_identifiers(ref('identity_identifiers')) }}
+    {%- else %}
+        select * from {{ ref('identity_identifiers') }}
     {%- endif %}
 ),
 
