@@ -12,11 +12,12 @@ times, each in its own process so its peak memory is its own:
    audience must equal what the increment left (``identical_to_full_refresh``; the tables that
    differ are listed).
 
-Per stage, the seconds are the sum of its models' own dbt times (dbt builds two at once, so
-stages overlap) and, for the Python steps, their step times. Syncs run for the destinations
-that need no account (file, table); the others are skipped as in a fresh project. The syncs'
-delete guard is lifted (var tessera_sync_max_delete_fraction: 1): the increment moves the
-demo's clock by a day, which can take more than a fifth of an audience out of it.
+Per stage, the seconds are the sum of its models' own dbt times (on Postgres dbt builds four
+at once, so stages overlap there) and, for the Python steps, their step times. Syncs run for
+the destinations that need no account (file, table); the others are skipped as in a fresh
+project. The syncs' delete guard is lifted (var tessera_sync_max_delete_fraction: 1): the
+increment moves the demo's clock by a day, which can take more than a fifth of an audience out
+of it.
 
 The report is written to ``<workdir>/report.json`` after each phase, so a run that fails
 keeps what it measured; the failure is in ``failed``.

@@ -28,6 +28,9 @@ BUILD_PREDICTIVE = ["build", "--exclude-resource-type", "unit_test", "--select",
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Demo-sized warehouses gain nothing from DuckDB's own threads, and two workers with four
+    # threads each would share two cores eight ways: one thread per DuckDB connection.
+    os.environ.setdefault("TESSERA_DUCKDB_THREADS", "1")
     # Under pytest-xdist each worker is its own process running dbt: give each its own dbt target
     # folder and profiles folder, so one worker's parse or build never reads another's files.
     worker = os.environ.get("PYTEST_XDIST_WORKER")
