@@ -16,6 +16,7 @@
     on_schema_change='fail',
     post_hook="delete from {{ this }} where evidence_count = 0",
 ) }}
+{%- set evidence_order = ['observed_at', 'source_table', 'source_row_id'] %}
 
 with
 
@@ -163,39 +164,21 @@ evidence as (
     where origin = 'rederived' and has_retracted_end
 ),
 
-numbered as (
-    select
-        *,
-        row_number() over (
-            partition by
-                identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
-            order by observed_at, source_table, source_row_id
-        ) as evidence_rank,
-        sum(evidence_count) over (
-            partition by
-                identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
-        ) as total_evidence,
-        max(last_observed_at) over (
-            partition by
-                identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
-        ) as latest_observed_at
-    from evidence
-),
-
+{# Per pair: the earliest row as evidence (by time, then table and row id), counts added. #}
 merged as (
     select
         identifier_type_a,
         identifier_value_a,
         identifier_type_b,
         identifier_value_b,
-        source_table as first_source_table,
-        source_row_id as first_source_row_id,
-        observed_at as first_observed_at,
-        latest_observed_at as last_observed_at,
-        cast(total_evidence as {{ dbt.type_bigint() }}) as evidence_count,
+        {{ tessera.min_by('source_table', evidence_order) }} as first_source_table,
+        {{ tessera.min_by('source_row_id', evidence_order) }} as first_source_row_id,
+        min(observed_at) as first_observed_at,
+        max(last_observed_at) as last_observed_at,
+        cast(sum(evidence_count) as {{ dbt.type_bigint() }}) as evidence_count,
         {{ tessera.run_timestamp() }} as updated_at
-    from numbered
-    where evidence_rank = 1
+    from evidence
+    group by identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b
 ),
 
 {# Stored pairs whose every row was retracted: written with no evidence, then deleted. #}
