@@ -24,10 +24,21 @@
     {%- endif -%}
 
     {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set input = this.incorporate(path={'identifier': this.identifier ~ '__cc_input'}, type='table') -%}
     {%- set built = this.incorporate(path={'identifier': this.identifier ~ '__cc_built'}, type='table') -%}
+    {%- set incremental = tessera.solves_incrementally() -%}
 
     {{ run_hooks(pre_hooks) }}
     {% do adapter.drop_relation(built) %}
+    {#- A partial run keeps its edges: the nodes they name are the stored rows replaced. -#}
+    {%- set edges_sql = sql -%}
+    {%- if incremental -%}
+        {% do adapter.drop_relation(input) %}
+        {% call statement('connected_components_input') -%}
+            create table {{ input }} as {{ sql }}
+        {%- endcall %}
+        {%- set edges_sql = 'select node_a, node_b from ' ~ input.render() -%}
+    {%- endif %}
     {% call statement('main', language='python') -%}
 from dbt.adapters.events.logging import AdapterLogger
 
@@ -41,7 +52,7 @@ class dbtObj:
 
 
 def model(dbt, con):
-    run = write_components(con, {{ tojson(sql) }}, {{ tojson(built.render()) }})
+    run = write_components(con, {{ tojson(edges_sql) }}, {{ tojson(built.render()) }})
     AdapterLogger("Tessera").info("connected_components fast path: " + run.describe())
     # A relation, not a data frame: dbt-duckdb then calls materialize() on this same cursor
     # instead of opening a new one outside the model's transaction.
@@ -52,8 +63,8 @@ def materialize(df, con):
     # write_components already created the table inside the transaction.
     pass
     {%- endcall %}
-    {% do adapter.drop_relation(target_relation) %}
-    {% do adapter.rename_relation(built, target_relation) %}
+    {% do tessera.store_components(target_relation, built, input if incremental else none, false) %}
+    {% do adapter.drop_relation(input) %}
     {{ run_hooks(post_hooks) }}
     {% do adapter.commit() %}
     {%- set seconds = (modules.datetime.datetime.now() - started).total_seconds() -%}

@@ -14,8 +14,8 @@
       cells of two different seeds one of which is excess is dropped. The kept seeds stay
       together; each excess seed leaves with the identifiers nearest to it.
     - cap (var tessera_max_identifiers_per_customer): in a component over the cap with no type
-      limit broken, identifiers are ordered by type priority then seed rank, and every edge of an
-      identifier beyond the cap is dropped.
+      limit broken, identifiers are ordered by type priority, seed rank, then type name, and
+      every edge of an identifier beyond the cap is dropped.
     Each round can only split components, so the loop ends; max_rounds (config, default 50)
     turns a bug into an error instead of a hang. -#}
 {% materialization identity_limits, default -%}
@@ -246,7 +246,8 @@
                         capped.found_count,
                         row_number() over (
                             partition by scope.component_id
-                            order by scope.type_priority, scope.seed_rank, scope.node_id
+                            order by scope.type_priority, scope.seed_rank,
+                                scope.identifier_type, scope.node_id
                         ) as position
                     from {{ rel.scope }} as scope
                     inner join {{ rel.capped }} as capped

@@ -76,7 +76,11 @@ def test_fast_path_and_sql_path_build_identical_identity_components(
     fast, sql = both_paths[True], both_paths[False]
     assert len(fast["rows"]) > 3_000
     assert fast["rows"] == sql["rows"]
-    assert fast["types"] == sql["types"] == [("node_id", "BIGINT"), ("component_id", "BIGINT")]
+    assert (
+        fast["types"]
+        == sql["types"]
+        == [("node_id", "BIGINT"), ("component_id", "BIGINT"), ("_built_at", "TIMESTAMP")]
+    )
 
 
 def test_every_component_is_named_by_its_smallest_node(

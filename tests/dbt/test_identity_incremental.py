@@ -47,6 +47,29 @@ PARTITION = """
     ) as named on map.customer_id = named.customer_id
     order by 1, 2
 """
+# The same for the unconstrained components: each identifier on an edge, named by the smallest
+# identifier of its component.
+COMPONENTS = """
+    with named_nodes as (
+        select components.component_id, ids.identifier_type, ids.identifier_value
+        from identity.identity_components as components
+        inner join identity.identity_node_ids as ids on components.node_id = ids.node_id
+    )
+    select named_nodes.identifier_type, named_nodes.identifier_value, named.representative
+    from named_nodes
+    inner join (
+        select component_id, min(identifier_type || ':' || identifier_value) as representative
+        from named_nodes group by component_id
+    ) as named on named_nodes.component_id = named.component_id
+    order by 1, 2
+"""
+RESOLVED = """
+    select
+        count(*),
+        sum(case when _built_at = (select max(_built_at) from identity.identity_components)
+            then 1 else 0 end)
+    from identity.identity_components
+"""
 VIOLATIONS = """
     select identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b, rule
     from identity.identity_violations order by 1, 2, 3, 4
@@ -111,6 +134,10 @@ def test_appending_and_editing_rows_then_rebuilding_equals_one_full_build(
     expected = whole.query(PARTITION)
     assert partial != expected
     assert stepwise.query(PARTITION) == expected
+    assert stepwise.query(COMPONENTS) == whole.query(COMPONENTS)
+    # The second run re-solved the components the late rows and edits touched, not all of them.
+    nodes, resolved = stepwise.query(RESOLVED)[0]
+    assert 0 < resolved < nodes
     assert stepwise.query(VIOLATIONS) == whole.query(VIOLATIONS)
     assert stepwise.query(OBSERVATIONS) == whole.query(OBSERVATIONS)
     assert stepwise.query(EDGES) == whole.query(EDGES)
@@ -144,12 +171,16 @@ def test_a_run_with_no_new_rows_changes_no_stored_evidence(tmp_path: Path) -> No
     run_dbt(BUILD_IDENTITY, warehouse, quiet=True)
     stamps = "select count(distinct loaded_at) from identity.identity_observations"
     edge_stamps = "select count(distinct updated_at) from identity.identity_edges"
-    before = (warehouse.query(OBSERVATIONS), warehouse.query(EDGES))
+    component_stamps = "select count(distinct _built_at) from identity.identity_components"
+    state = [OBSERVATIONS, EDGES, COMPONENTS]
+    before = [warehouse.query(sql) for sql in state]
+    assert len(before[2]) > 300
     run_dbt(BUILD_IDENTITY, warehouse, quiet=True)
-    assert (warehouse.query(OBSERVATIONS), warehouse.query(EDGES)) == before
-    # Nothing was re-derived: every row still carries the first run's stamp.
+    assert [warehouse.query(sql) for sql in state] == before
+    # Nothing was re-derived or re-solved: every row still carries the first run's stamp.
     assert warehouse.query(stamps)[0][0] == 1
     assert warehouse.query(edge_stamps)[0][0] == 1
+    assert warehouse.query(component_stamps)[0][0] == 1
 
 
 def test_a_run_checking_only_crm_contacts_for_edits_matches_a_full_build(tmp_path: Path) -> None:
