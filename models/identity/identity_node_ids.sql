@@ -19,31 +19,27 @@ identifiers as (
     from {{ ref('identity_identifiers') }}
 ),
 
-{%- if is_incremental() %}
-
 numbered_before as (
-    select coalesce(max(node_id), 0) as highest_node_id from {{ this }}
+    {%- if is_incremental() %}
+        select coalesce(max(node_id), 0) as highest_node_id from {{ this }}
+    {%- else %}
+        select cast(0 as {{ dbt.type_bigint() }}) as highest_node_id
+    {%- endif %}
 ),
 
 new_identifiers as (
-    select identifiers.*
-    from identifiers
-    left join {{ this }} as known
-        on
-            identifiers.identifier_type = known.identifier_type
-            and identifiers.identifier_value = known.identifier_value
-    where known.node_id is null
+    {%- if is_incremental() %}
+        select identifiers.*
+        from identifiers
+        left join {{ this }} as known
+            on
+                identifiers.identifier_type = known.identifier_type
+                and identifiers.identifier_value = known.identifier_value
+        where known.node_id is null
+    {%- else %}
+        select * from identifiers
+    {%- endif %}
 ),
-{%- else %}
-
-numbered_before as (
-    select cast(0 as {{ dbt.type_bigint() }}) as highest_node_id
-),
-
-new_identifiers as (
-    select * from identifiers
-),
-{%- endif %}
 
 final as (
     select
