@@ -14,17 +14,25 @@
       cells of two different seeds one of which is excess is dropped. The kept seeds stay
       together; each excess seed leaves with the identifiers nearest to it.
     - cap (var tessera_max_identifiers_per_customer): in a component over the cap with no type
-      limit broken, identifiers are ordered by type priority, seed rank, then type name, and
-      every edge of an identifier beyond the cap is dropped.
+      limit broken, identifiers are ordered by type priority (then type name, for types sharing
+      one), then seed rank, and every edge of an identifier beyond the cap is dropped.
     Each round can only split components, so the loop ends; max_rounds (config, default 50)
-    turns a bug into an error instead of a hang. -#}
+    turns a bug into an error instead of a hang.
+
+    Every row is stamped with the run (_built_at) and the limit settings it applied
+    (limits_settings). With config solve_incrementally: true, a run is partial when
+    tessera.limits_solve_incrementally() says so: the model's SQL returns the edges of the
+    components to work on only, and the drops found are added to the stored ones; the model
+    deletes the stored drops those replace (a post-hook). -#}
 {% materialization identity_limits, default -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set limits = var('tessera_identity_limits') -%}
     {%- set cap = var('tessera_max_identifiers_per_customer') -%}
     {%- set max_rounds = config.get('max_rounds', 50) -%}
+    {%- set incremental = tessera.limits_solve_incrementally() -%}
+    {%- set settings = tessera.identity_limits_settings() -%}
     {%- set names = ['edges', 'nodes', 'scope', 'scope_edges', 'components', 'violated', 'seeds',
-                     'labels', 'next_labels', 'capped', 'dropped', 'built'] -%}
+                     'labels', 'next_labels', 'capped', 'dropped', 'built', 'stamped'] -%}
     {%- set rel = {} -%}
     {%- for name in names -%}
         {%- do rel.update({name: this.incorporate(
@@ -246,8 +254,8 @@
                         capped.found_count,
                         row_number() over (
                             partition by scope.component_id
-                            order by scope.type_priority, scope.seed_rank,
-                                scope.identifier_type, scope.node_id
+                            order by scope.type_priority, scope.identifier_type,
+                                scope.seed_rank, scope.node_id
                         ) as position
                     from {{ rel.scope }} as scope
                     inner join {{ rel.capped }} as capped
@@ -301,13 +309,71 @@
     {%- endif -%}
     {% do log("identity_limits: " ~ this ~ " settled after " ~ state.rounds ~ " rounds", info=true) %}
 
-    {% call statement('main') -%}
-        select count(*) from {{ rel.dropped }}
-    {%- endcall %}
-    {% do adapter.drop_relation(target_relation) %}
-    {% do adapter.rename_relation(rel.dropped, target_relation) %}
-    {%- for name in names if name != 'dropped' %}{% do adapter.drop_relation(rel[name]) %}{% endfor -%}
+    {%- if incremental %}
+        {% call statement('main') -%}
+            insert into {{ target_relation }}
+            select dropped.*, {{ tessera.run_timestamp() }} as _built_at,
+                {{ settings }} as limits_settings
+            from {{ rel.dropped }} as dropped
+        {%- endcall %}
+    {%- else %}
+        {% call statement('main') -%}
+            create table {{ rel.stamped }} as
+            select dropped.*, {{ tessera.run_timestamp() }} as _built_at,
+                {{ settings }} as limits_settings
+            from {{ rel.dropped }} as dropped
+        {%- endcall %}
+        {% do adapter.drop_relation(target_relation) %}
+        {% do adapter.rename_relation(rel.stamped, target_relation) %}
+    {%- endif %}
+    {%- for name in names %}{% do adapter.drop_relation(rel[name]) %}{% endfor -%}
     {{ run_hooks(post_hooks) }}
     {% do adapter.commit() %}
     {{ return({'relations': [target_relation]}) }}
 {%- endmaterialization %}
+
+
+{#- Post-hook of identity_limit_drops: delete the stored drops whose component was solved again
+    after them (identity_components._built_at), or is gone; the drops found by this run stay. -#}
+{% macro delete_stale_limit_drops() -%}
+    {%- if execute and tessera.limits_solve_incrementally() -%}
+        delete from {{ this }} as stored
+        where
+            stored._built_at < {{ tessera.run_timestamp() }}
+            and not exists (
+                select 1 from {{ ref('identity_components') }} as components
+                where
+                    components.node_id = stored.node_a
+                    and components._built_at <= stored._built_at
+            )
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The settings that decide the drops, as a SQL string literal: the limits, the cap and the
+    type priority. -#}
+{% macro identity_limits_settings() -%}
+    {%- set settings = tojson({
+        'limits': var('tessera_identity_limits'),
+        'cap': var('tessera_max_identifiers_per_customer'),
+        'type_priority': var('tessera_identity_type_priority'),
+    }, sort_keys=true) -%}
+    {{ return("'" ~ settings | replace("'", "''") ~ "'") }}
+{%- endmacro %}
+
+
+{#- Whether identity_limit_drops works on the re-solved components only: it may
+    (tessera.solves_incrementally()), and every stored drop was found under today's settings;
+    a changed limit, cap or type priority makes the run work on every component. -#}
+{% macro limits_solve_incrementally() -%}
+    {%- if not tessera.solves_incrementally() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- if 'limits_settings' not in tessera.relation_columns(this) -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set other = run_query(
+        "select count(*) from " ~ this ~ " where limits_settings <> "
+        ~ tessera.identity_limits_settings()) -%}
+    {{ return(other.columns[0].values()[0] == 0) }}
+{%- endmacro %}

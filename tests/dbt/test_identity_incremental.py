@@ -9,7 +9,7 @@ import pytest
 from orchestration.cli import generate_into
 from orchestration.dbt_project import DbtRunError, run_dbt
 from orchestration.warehouse import Warehouse
-from tests.dbt.raw_rows import BUILD_IDENTITY
+from tests.dbt.raw_rows import BUILD_IDENTITY, append_identifies
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +35,18 @@ EDITS = [
     "where contact_id like '%29'",
     "delete from raw.identifies where id like '%05'",
 ]
+
+# A browser shared by two logged-in people (a family computer) breaks the user_id limit: one
+# family in the first load, whose component the late load leaves alone, and one in the late load
+# between two people who are in the data already.
+USERS = "select distinct user_id from raw.identifies where user_id is not null order by 1 limit 2"
+
+
+def _family_computer(browser: str, users: list[str]) -> list[tuple[str | None, ...]]:
+    return [
+        (f"{browser}-{user}", browser, user, None, None, "2026-03-01T10:00:00Z") for user in users
+    ]
+
 
 # Every identifier named by the smallest identifier of its customer: equal partitions give equal
 # rows, whatever the customer ids are.
@@ -69,6 +81,15 @@ RESOLVED = """
         sum(case when _built_at = (select max(_built_at) from identity.identity_components)
             then 1 else 0 end)
     from identity.identity_components
+"""
+# The limits' drops, by identifier.
+DROPS = """
+    select a.identifier_type, a.identifier_value, b.identifier_type, b.identifier_value,
+        drops.rule, drops.limited_type, drops.found_count, drops.limit_value
+    from identity.identity_limit_drops as drops
+    inner join identity.identity_node_ids as a on drops.node_a = a.node_id
+    inner join identity.identity_node_ids as b on drops.node_b = b.node_id
+    order by 1, 2, 3, 4
 """
 VIOLATIONS = """
     select identifier_type_a, identifier_value_a, identifier_type_b, identifier_value_b, rule
@@ -106,10 +127,14 @@ def test_appending_and_editing_rows_then_rebuilding_equals_one_full_build(
 ) -> None:
     whole, stepwise = two_warehouses
     generate_into(whole, CUSTOMERS, SEED)
+    early = _family_computer("anon-family-early", ["user-family-1", "user-family-2"])
+    late = _family_computer("anon-family-late", [user for (user,) in whole.query(USERS)])
+    append_identifies(whole, early + late)
     whole.execute(EDITS)
     run_dbt(BUILD_IDENTITY, whole, quiet=True)
 
     generate_into(stepwise, CUSTOMERS, SEED)
+    append_identifies(stepwise, early)
     held = [
         f"create table raw.late_{table} as select * from raw.{table} "
         f"where right(cast({key} as varchar), 1) in {LATE}"
@@ -129,15 +154,23 @@ def test_appending_and_editing_rows_then_rebuilding_equals_one_full_build(
     stepwise.execute(
         [f"insert into raw.{table} select * from raw.late_{table}" for table in TABLES] + EDITS
     )
+    append_identifies(stepwise, late)
     run_dbt(BUILD_IDENTITY, stepwise, quiet=True)
 
     expected = whole.query(PARTITION)
     assert partial != expected
     assert stepwise.query(PARTITION) == expected
     assert stepwise.query(COMPONENTS) == whole.query(COMPONENTS)
-    # The second run re-solved the components the late rows and edits touched, not all of them.
+    # The second run re-solved the components the late rows and edits touched, not all of them,
+    # and worked out the limits of those only.
     nodes, resolved = stepwise.query(RESOLVED)[0]
     assert 0 < resolved < nodes
+    drops = whole.query(DROPS)
+    assert len(drops) == 2
+    assert stepwise.query(DROPS) == drops
+    # The early family's drop was found by the first run and kept; the late one is new.
+    stamps = stepwise.query("select count(distinct _built_at) from identity.identity_limit_drops")
+    assert stamps == [(2,)]
     assert stepwise.query(VIOLATIONS) == whole.query(VIOLATIONS)
     assert stepwise.query(OBSERVATIONS) == whole.query(OBSERVATIONS)
     assert stepwise.query(EDGES) == whole.query(EDGES)
