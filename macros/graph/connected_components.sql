@@ -19,6 +19,7 @@
     {% call statement('connected_components_input') -%}
         create table {{ input }} as {{ sql }}
     {%- endcall %}
+    {% do tessera.analyze_table(input) %}
     {%- set rounds = tessera.large_small_star(input, built, config.get('max_rounds', 500)) -%}
     {% do log("connected_components: " ~ this ~ " converged after " ~ rounds ~ " rounds", info=true) %}
     {% do tessera.store_components(target_relation, built, input if incremental else none) %}

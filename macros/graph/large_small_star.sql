@@ -23,6 +23,7 @@
         from {{ edges }}
         where node_a is not null and node_b is not null and node_a <> node_b
     {%- endcall %}
+    {% do tessera.analyze_table(work) %}
 
     {%- set state = namespace(converged=false, rounds=0) -%}
     {%- for round in range(max_rounds) if not state.converged %}
@@ -49,6 +50,7 @@
             inner join smallest on neighbours.node = smallest.node
             where neighbours.neighbour > neighbours.node
         {%- endcall %}
+        {% do tessera.analyze_table(large) %}
         {% call statement('small_star') -%}
             create table {{ small }} as
             with smaller as (
@@ -70,6 +72,7 @@
             )
             select distinct a, b from linked
         {%- endcall %}
+        {% do tessera.analyze_table(small) %}
         {%- set changed = run_query(
             "select count(*) from ("
             ~ "select a, b from " ~ small ~ " except select a, b from " ~ work

@@ -45,6 +45,7 @@
     {% call statement('limits_input') -%}
         create table {{ rel.edges }} as {{ sql }}
     {%- endcall %}
+    {% do tessera.analyze_table(rel.edges) %}
     {% call statement('limits_nodes') -%}
         create table {{ rel.nodes }} as
         select distinct node_id, component_id, identifier_type, type_priority, seed_rank
@@ -58,6 +59,7 @@
             from {{ rel.edges }}
         ) as endpoints
     {%- endcall %}
+    {% do tessera.analyze_table(rel.nodes) %}
     {% call statement('limits_dropped') -%}
         create table {{ rel.dropped }} (
             node_a bigint,
@@ -79,6 +81,7 @@
             identifier_type, type_priority, seed_rank
         from {{ rel.nodes }}
     {%- endcall %}
+    {% do tessera.analyze_table(rel.scope) %}
 
     {%- set state = namespace(done=false, rounds=0) -%}
     {%- for round in range(1, max_rounds + 1) if not state.done %}
@@ -115,6 +118,7 @@
             from broken
             where break_rank = 1
         {%- endcall %}
+        {% do tessera.analyze_table(rel.violated) %}
         {% do adapter.drop_relation(rel.capped) %}
         {% call statement('limits_capped') -%}
             create table {{ rel.capped }} as
@@ -129,6 +133,7 @@
                 on sized.component_id = violated.component_id
             where sized.found_count > {{ cap }} and violated.component_id is null
         {%- endcall %}
+        {% do tessera.analyze_table(rel.capped) %}
         {%- set pending = run_query(
             "select (select count(*) from " ~ rel.violated ~ ") + (select count(*) from "
             ~ rel.capped ~ ")") -%}
@@ -150,6 +155,7 @@
                         select component_id from {{ rel.capped }}
                     )
             {%- endcall %}
+            {% do tessera.analyze_table(rel.scope_edges) %}
             {#- Type limits: seeds, then a breadth-first wave from all seeds at once. -#}
             {% do adapter.drop_relation(rel.seeds) %}
             {% call statement('limits_seeds') -%}
@@ -170,6 +176,7 @@
                     case when seed_position > limit_value then 1 else 0 end as is_excess
                 from ranked
             {%- endcall %}
+            {% do tessera.analyze_table(rel.seeds) %}
             {% do adapter.drop_relation(rel.labels) %}
             {% call statement('limits_labels') -%}
                 create table {{ rel.labels }} as
@@ -177,6 +184,7 @@
                     0 as distance
                 from {{ rel.seeds }}
             {%- endcall %}
+            {% do tessera.analyze_table(rel.labels) %}
             {%- set wave = namespace(growing=true, distance=0) -%}
             {%- for step in range(100000) if wave.growing %}
                 {%- set wave.distance = wave.distance + 1 -%}
@@ -222,6 +230,7 @@
                     from fresh
                     where choice = 1
                 {%- endcall %}
+                {% do tessera.analyze_table(rel.next_labels) %}
                 {%- set grown = run_query(
                     "select count(*) from " ~ rel.next_labels ~ " where distance = "
                     ~ wave.distance) -%}
@@ -282,6 +291,7 @@
                     on edges.node_a = dropped.node_a and edges.node_b = dropped.node_b
                 where dropped.node_a is null
             {%- endcall %}
+            {% do tessera.analyze_table(rel.built) %}
             {%- do tessera.large_small_star(rel.built, rel.components) -%}
             {% do adapter.drop_relation(rel.labels) %}
             {% call statement('limits_next_scope') -%}
@@ -298,6 +308,7 @@
                     select component_id from {{ rel.capped }}
                 )
             {%- endcall %}
+            {% do tessera.analyze_table(rel.labels) %}
             {% do adapter.drop_relation(rel.scope) %}
             {% do adapter.rename_relation(rel.labels, rel.scope) %}
         {%- endif -%}
