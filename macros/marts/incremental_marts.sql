@@ -24,35 +24,34 @@
 {%- endmacro %}
 
 
-{#- Pre-hook of customer_events: in an incremental run, delete the events of customers erased
-    since, the orders and tickets (rebuilt whole), and the page views and tracks no longer in
-    staging; over a table built before the model was incremental, delete every row. -#}
-{% macro delete_stale_customer_events() -%}
+{#- Pre-hooks of customer_events, in an incremental run: delete the orders and tickets (rebuilt
+    whole), then the events of customers erased since (delete_erased_customers), then the page
+    views and tracks no longer in staging (delete_unstaged_events); over a table built before
+    the model was incremental, delete every row. One statement each: a condition joined by `or`
+    to a subquery is run per stored row on Postgres, a lone `not exists` as one anti-join. -#}
+{% macro delete_rebuilt_customer_events() -%}
     {%- if execute and is_incremental() -%}
         {%- if not tessera.builds_incrementally() -%}
             delete from {{ this }}
         {%- else -%}
-            delete from {{ this }} as stored
-            where
-                stored.source_table in ('orders', 'support_tickets')
-                or stored.customer_id in (
-                    select customer_id from {{ ref('customer_erasures') }}
-                )
-                or (
-                    stored.source_table = 'pages'
-                    and not exists (
-                        select 1 from {{ ref('stg_segment__pages') }} as staged
-                        where staged.page_view_id = stored.source_row_id
-                    )
-                )
-                or (
-                    stored.source_table = 'tracks'
-                    and not exists (
-                        select 1 from {{ ref('stg_segment__tracks') }} as staged
-                        where staged.track_id = stored.source_row_id
-                    )
-                )
+            delete from {{ this }}
+            where source_table in ('orders', 'support_tickets')
         {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Pre-hook of customer_events: delete the stored events of `source_table` whose row
+    (`row_id` of staged model `staged`) is no longer staged. -#}
+{% macro delete_unstaged_events(source_table, staged, row_id) -%}
+    {%- if execute and tessera.builds_incrementally() -%}
+        delete from {{ this }} as stored
+        where
+            stored.source_table = '{{ source_table }}'
+            and not exists (
+                select 1 from {{ staged }} as staged
+                where staged.{{ row_id }} = stored.source_row_id
+            )
     {%- endif -%}
 {%- endmacro %}
 

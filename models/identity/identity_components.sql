@@ -55,19 +55,33 @@ scope as (
 
 graph_edges as (
     select * from {{ ref('identity_graph_edges') }}
+),
+
+edges_to_solve as (
+    {%- if incremental %}
+        {#- Two semi-joins, not one `or`: Postgres runs `in` lists joined by `or` per edge. #}
+        select
+            graph_edges.node_a,
+            graph_edges.node_b
+        from graph_edges
+        where graph_edges.node_a in (select scope.node_id from scope)
+        union
+        select
+            graph_edges.node_a,
+            graph_edges.node_b
+        from graph_edges
+        where graph_edges.node_b in (select scope.node_id from scope)
+        union all
+        select
+            scope.node_id as node_a,
+            scope.node_id as node_b
+        from scope
+    {%- else %}
+        select
+            graph_edges.node_a,
+            graph_edges.node_b
+        from graph_edges
+    {%- endif %}
 )
 
-select
-    graph_edges.node_a,
-    graph_edges.node_b
-from graph_edges
-{%- if incremental %}
-where
-    graph_edges.node_a in (select scope.node_id from scope)
-    or graph_edges.node_b in (select scope.node_id from scope)
-union all
-select
-    scope.node_id as node_a,
-    scope.node_id as node_b
-from scope
-{%- endif %}
+select * from edges_to_solve

@@ -5,7 +5,7 @@
 
     Incremental: a run rebuilds only the page views and tracks staged since this model last ran,
     and those whose identifiers changed customer since (identity_customer_registry); orders and
-    tickets are rebuilt whole. Before that, the pre-hook deletes what can no longer stand: the
+    tickets are rebuilt whole. Before that, the pre-hooks delete what can no longer stand: the
     events of customers erased since, the orders and tickets, and the page views and tracks that
     left staging (deleted or rejected at their source). A withdrawn deletion request is only
     seen by a --full-refresh. -#}
@@ -14,7 +14,12 @@
     unique_key='event_id',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    pre_hook="{{ tessera.delete_stale_customer_events() }}",
+    pre_hook=[
+        "{{ tessera.delete_rebuilt_customer_events() }}",
+        "{{ tessera.delete_erased_customers() }}",
+        "{{ tessera.delete_unstaged_events('pages', ref('stg_segment__pages'), 'page_view_id') }}",
+        "{{ tessera.delete_unstaged_events('tracks', ref('stg_segment__tracks'), 'track_id') }}",
+    ],
 ) }}
 {#- A login names one person; a device can be shared, an anonymous id is one browser. -#}
 {%- set page_identifiers = [('user_id', 'user_id'), ('anonymous_id', 'anonymous_id')] -%}

@@ -10,10 +10,10 @@
     unique_key=['identifier_type', 'identifier_value'],
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    pre_hook="{{ tessera.delete_rebuilt_identifiers(
-        tessera.customer_identities_to_rebuild(),
-        'stored.customer_id in (select customer_id from ' ~ ref('customer_erasures') ~ ')'
-    ) }}",
+    pre_hook=[
+        "{{ tessera.delete_rebuilt_identifiers(tessera.customer_identities_to_rebuild()) }}",
+        "{{ tessera.delete_erased_customers() }}",
+    ],
 ) }}
 {%- set incremental = tessera.builds_incrementally() %}
 -- depends_on: {{ ref('identity_customer_registry') }}
