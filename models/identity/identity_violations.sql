@@ -9,11 +9,11 @@ drops as (
     select * from {{ ref('identity_limit_drops') }}
 ),
 
-nodes as (
+nodes as{{ tessera.materialized_cte(false) }} (
     select * from {{ ref('identity_nodes') }}
 ),
 
-edges as (
+edges as{{ tessera.materialized_cte(false) }} (
     select * from {{ ref('identity_edges') }}
 ),
 

@@ -49,13 +49,13 @@ changed_identifiers as (
 ),
 {%- endif %}
 
-stg_segment__pages as (
+stg_segment__pages as{{ tessera.materialized_cte(incremental or none) }} (
     {{ tessera.events_to_rebuild(
         ref('stg_segment__pages'), page_identifiers, incremental
     ) }}
 ),
 
-stg_segment__tracks as (
+stg_segment__tracks as{{ tessera.materialized_cte(incremental or none) }} (
     {{ tessera.events_to_rebuild(
         ref('stg_segment__tracks'), track_identifiers, incremental
     ) }}
