@@ -281,7 +281,8 @@ def _split_ctes(text: str) -> tuple[dict[str, str], str]:
     if start is None:
         return ctes, text
     position = start.end()
-    cte = re.compile(r"\s*,?\s*(\w+)\s+as\s*\(", re.IGNORECASE)
+    # `name as (`, or `name as{{ tessera.materialized_cte(...) }} (`.
+    cte = re.compile(r"\s*,?\s*(\w+)\s+as\s*(?:\{\{.*?\}\}\s*)?\(", re.IGNORECASE)
     if not cte.match(text, position):
         return ctes, text
     while match := cte.match(text, position):
