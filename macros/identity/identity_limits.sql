@@ -320,19 +320,18 @@
     {%- endif -%}
     {% do log("identity_limits: " ~ this ~ " settled after " ~ state.rounds ~ " rounds", info=true) %}
 
+    {%- set stamped_drops -%}
+        select dropped.*, {{ tessera.run_timestamp() }} as _built_at,
+            {{ settings }} as limits_settings
+        from {{ rel.dropped }} as dropped
+    {%- endset -%}
     {%- if incremental %}
         {% call statement('main') -%}
-            insert into {{ target_relation }}
-            select dropped.*, {{ tessera.run_timestamp() }} as _built_at,
-                {{ settings }} as limits_settings
-            from {{ rel.dropped }} as dropped
+            insert into {{ target_relation }} {{ stamped_drops }}
         {%- endcall %}
     {%- else %}
         {% call statement('main') -%}
-            create table {{ rel.stamped }} as
-            select dropped.*, {{ tessera.run_timestamp() }} as _built_at,
-                {{ settings }} as limits_settings
-            from {{ rel.dropped }} as dropped
+            create table {{ rel.stamped }} as {{ stamped_drops }}
         {%- endcall %}
         {% do adapter.drop_relation(target_relation) %}
         {% do adapter.rename_relation(rel.stamped, target_relation) %}
