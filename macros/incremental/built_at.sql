@@ -4,13 +4,18 @@
     model's pre-hook first deletes the rows that can no longer stand. -#}
 
 {#- Whether the model builds incrementally: an incremental run over a stored table that has
-    _built_at. A table built before the model was incremental has none: the pre-hook empties it
-    and the run rebuilds every row, once. -#}
-{% macro builds_incrementally() -%}
+    _built_at (and every one of `columns` the run compares with what is stored). A table built
+    before the model was incremental has none: the pre-hook empties it and the run rebuilds
+    every row, once. -#}
+{% macro builds_incrementally(columns=[]) -%}
     {%- if not is_incremental() -%}
         {{ return(false) }}
     {%- endif -%}
-    {{ return('_built_at' in (tessera.relation_columns(this) or {})) }}
+    {%- set stored = tessera.relation_columns(this) or {} -%}
+    {%- for column in ['_built_at'] + columns if column not in stored -%}
+        {{ return(false) }}
+    {%- endfor -%}
+    {{ return(true) }}
 {%- endmacro %}
 
 

@@ -66,3 +66,73 @@
     union
     {{ tessera.identifiers_stamped_since_built('identity_retracted_observations', 'retracted_at') }}
 {%- endmacro %}
+
+
+{#- The columns of customers that come from orders, order items and consents (model customers,
+    CTE purchase_traits): an incremental run recomputes them for every customer and rebuilds
+    those whose stored values differ. -#}
+{% macro customers_purchase_columns() -%}
+    {%- set columns = [
+        'channels', 'top_categories', 'orders_count', 'completed_orders_count',
+        'lifetime_revenue', 'average_order_value', 'distinct_products_count',
+    ] -%}
+    {%- for purpose in var('tessera_consent_purposes') -%}
+        {%- do columns.append('has_consent_' ~ purpose) -%}
+    {%- endfor -%}
+    {{ return(columns + ['first_order_at', 'last_order_at', 'consent_updated_at']) }}
+{%- endmacro %}
+
+
+{#- CTE body: the customers whose identifiers changed since the model was last built (needs CTEs
+    last_built and reassigned_identifiers, the identifiers given another customer since):
+    - every customer a reassigned identifier belonged to, before or after;
+    - the customers of the identifiers seen on a row beside a reassigned one (identity_edges):
+      such a row resolves to the customer of its first identifier that has one, so it may have
+      moved to or from any of them;
+    - the customers of identifiers aggregated again by customer_identities: observed on a new or
+      changed source row, or withdrawn from one that changed or left staging. -#}
+{% macro customers_changed_by_identity() -%}
+    select registry.customer_id
+    from {{ ref('identity_customer_registry') }} as registry
+    inner join reassigned_identifiers
+        on
+            registry.identifier_type = reassigned_identifiers.identifier_type
+            and registry.identifier_value = reassigned_identifiers.identifier_value
+    where registry.customer_id is not null
+    {%- for near, far in [('a', 'b'), ('b', 'a')] %}
+    union
+    select neighbour_customers.customer_id
+    from {{ ref('identity_edges') }} as edges
+    inner join reassigned_identifiers
+        on
+            edges.identifier_type_{{ near }} = reassigned_identifiers.identifier_type
+            and edges.identifier_value_{{ near }} = reassigned_identifiers.identifier_value
+    inner join {{ ref('identity_customer_map') }} as neighbour_customers
+        on
+            edges.identifier_type_{{ far }} = neighbour_customers.identifier_type
+            and edges.identifier_value_{{ far }} = neighbour_customers.identifier_value
+    {%- endfor %}
+    union
+    select reaggregated.customer_id
+    from {{ ref('customer_identities') }} as reaggregated
+    cross join last_built
+    where reaggregated._built_at > last_built.built_at
+{%- endmacro %}
+
+
+{#- Pre-hook of customers, in an incremental run: delete the customers who are gone (merged into
+    another, erased, or left with no identifier); over a table built before the model was
+    incremental, every row. -#}
+{% macro delete_vanished_customers(columns) -%}
+    {%- if execute and is_incremental() -%}
+        {%- if not tessera.builds_incrementally(columns) -%}
+            delete from {{ this }}
+        {%- else -%}
+            delete from {{ this }} as stored
+            where not exists (
+                select 1 from {{ ref('customer_identities') }} as current_identities
+                where current_identities.customer_id = stored.customer_id
+            )
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,6 +1,21 @@
 {#- One row per customer: the golden record, chosen field by field by the survivorship rules of
     var tessera_survivorship (macro survive_field), with activity, order and consent traits.
-    Erased customers are not here. -#}
+    Erased customers are not here.
+
+    Incremental: a run rebuilds only the customers whose inputs changed since it last ran
+    (macro customers_changed_by_identity): those an identifier moved to or from, those whose
+    identifiers were observed or withdrawn (every event, order, ticket, identify and contact row
+    is observed through its identifiers), and those whose order, product or consent traits,
+    recomputed for every customer (cheap aggregates), differ from the stored row. The pre-hook
+    first deletes the customers who are gone (merged into another, erased). Editing a CRM contact
+    in place without moving its updated_at is not seen, as in the identity graph. -#}
+{{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    pre_hook="{{ tessera.delete_vanished_customers(tessera.customers_purchase_columns()) }}",
+) }}
 {%- set identifier_types = [
     'anonymous_id', 'user_id', 'email', 'phone', 'crm_contact_id', 'shop_customer_ref', 'device_id',
 ] -%}
@@ -26,7 +41,25 @@
     ) }}
 {%- endfor -%}
 
+{%- set purchase_columns = tessera.customers_purchase_columns() -%}
+{%- set incremental = tessera.builds_incrementally(purchase_columns) %}
+-- depends_on: {{ ref('identity_customer_registry') }}
+-- depends_on: {{ ref('identity_edges') }}
+
 with
+
+{%- if incremental %}
+
+last_built as (
+    {{ tessera.last_built() }}
+),
+
+reassigned_identifiers as (
+    select distinct * from (
+        {{ tessera.identifiers_stamped_since_built('identity_customer_registry', 'assigned_at') }}
+    ) as reassigned
+),
+{%- endif %}
 
 customer_identities as (
     select * from {{ ref('customer_identities') }}
@@ -38,6 +71,10 @@ customer_events as (
 
 orders as (
     select * from {{ ref('orders') }}
+),
+
+order_items as (
+    select * from {{ ref('order_items') }}
 ),
 
 identity_observations as (
@@ -60,29 +97,8 @@ stg_privacy__consents as (
     select * from {{ ref('stg_privacy__consents') }}
 ),
 
-identity_traits as (
-    select
-        customer_id,
-        min(first_seen_at) as first_seen_at,
-        max(last_seen_at) as last_seen_at,
-        {% for identifier_type in identifier_types -%}
-            sum(case when identifier_type = '{{ identifier_type }}' then 1 else 0 end)
-                as {{ identifier_type }}s_count,
-        {% endfor -%}
-        count(*) as identifiers_count
-    from customer_identities
-    group by customer_id
-),
-
-event_traits as (
-    select
-        customer_id,
-        sum(case when event_type = 'page' then 1 else 0 end) as page_views_count,
-        sum(case when event_type = 'track' then 1 else 0 end) as track_events_count,
-        sum(case when event_type = 'ticket' then 1 else 0 end) as support_tickets_count
-    from customer_events
-    where customer_id is not null
-    group by customer_id
+customer_ids as (
+    select distinct customer_id from customer_identities
 ),
 
 order_traits as (
@@ -96,10 +112,6 @@ order_traits as (
     from orders
     where customer_id is not null
     group by customer_id
-),
-
-order_items as (
-    select * from {{ ref('order_items') }}
 ),
 
 -- What each customer bought in completed orders: distinct products, and the categories that
@@ -169,6 +181,145 @@ channel_traits as (
     group by customer_id
 ),
 
+consent_records as (
+    select
+        identity_customer_map.customer_id,
+        stg_privacy__consents.purpose,
+        stg_privacy__consents.is_granted,
+        stg_privacy__consents.recorded_at,
+        stg_privacy__consents.consent_record_id
+    from stg_privacy__consents
+    inner join identity_customer_map
+        on
+            stg_privacy__consents.subject_type = identity_customer_map.identifier_type
+            and stg_privacy__consents.subject_value = identity_customer_map.identifier_value
+),
+
+latest_consents as (
+    select
+        *,
+        row_number() over (
+            partition by customer_id, purpose
+            order by
+                recorded_at desc,
+                -- at the same instant a revocation beats a grant: when in doubt, no consent
+                is_granted asc,
+                {{ tessera.bytewise('consent_record_id') }} asc
+        ) as record_rank
+    from consent_records
+),
+
+consent_traits as (
+    select
+        customer_id,
+        {%- for purpose in purposes %}
+            max(case when purpose = '{{ purpose }}' and is_granted then 1 else 0 end) = 1
+                as has_consent_{{ purpose }},
+        {%- endfor %}
+        max(recorded_at) as consent_updated_at
+    from latest_consents
+    where record_rank = 1
+    group by customer_id
+),
+
+{# The traits of orders, products and consents, for every customer: cheap aggregates, so an
+   incremental run computes them all and compares them with the stored rows. #}
+purchase_traits as (
+    select
+        customer_ids.customer_id,
+        channel_traits.channels,
+        category_traits.top_categories,
+        coalesce(order_traits.orders_count, 0) as orders_count,
+        coalesce(order_traits.completed_orders_count, 0) as completed_orders_count,
+        cast(coalesce(order_traits.lifetime_revenue, 0) as decimal(18, 2)) as lifetime_revenue,
+        {{ tessera.divide_money(
+            'order_traits.lifetime_revenue', 'order_traits.completed_orders_count'
+        ) }} as average_order_value,
+        coalesce(product_traits.distinct_products_count, 0) as distinct_products_count,
+        {%- for purpose in purposes %}
+            coalesce(consent_traits.has_consent_{{ purpose }}, false) as has_consent_{{ purpose }},
+        {%- endfor %}
+        order_traits.first_order_at,
+        order_traits.last_order_at,
+        consent_traits.consent_updated_at
+    from customer_ids
+    left join order_traits on customer_ids.customer_id = order_traits.customer_id
+    left join channel_traits on customer_ids.customer_id = channel_traits.customer_id
+    left join product_traits on customer_ids.customer_id = product_traits.customer_id
+    left join category_traits on customer_ids.customer_id = category_traits.customer_id
+    left join consent_traits on customer_ids.customer_id = consent_traits.customer_id
+),
+
+{# The customers this run builds: every one, or those whose inputs changed since the last run. #}
+rebuilt_customers as (
+    {%- if incremental %}
+        {{ tessera.customers_changed_by_identity() }}
+        union
+        select purchase_traits.customer_id
+        from purchase_traits
+        left join {{ this }} as stored on purchase_traits.customer_id = stored.customer_id
+        where
+            stored.customer_id is null
+            {%- for column in purchase_columns %}
+                or purchase_traits.{{ column }} is distinct from stored.{{ column }}
+            {%- endfor %}
+    {%- else %}
+        select customer_id from customer_ids
+    {%- endif %}
+),
+
+rebuilt_identities as (
+    select customer_identities.*
+    from customer_identities
+    {%- if incremental %}
+        inner join rebuilt_customers
+            on customer_identities.customer_id = rebuilt_customers.customer_id
+    {%- endif %}
+),
+
+rebuilt_events as (
+    select customer_events.*
+    from customer_events
+    {%- if incremental %}
+        inner join rebuilt_customers
+            on customer_events.customer_id = rebuilt_customers.customer_id
+    {%- endif %}
+),
+
+rebuilt_customer_map as (
+    select identity_customer_map.*
+    from identity_customer_map
+    {%- if incremental %}
+        inner join rebuilt_customers
+            on identity_customer_map.customer_id = rebuilt_customers.customer_id
+    {%- endif %}
+),
+
+identity_traits as (
+    select
+        customer_id,
+        min(first_seen_at) as first_seen_at,
+        max(last_seen_at) as last_seen_at,
+        {% for identifier_type in identifier_types -%}
+            sum(case when identifier_type = '{{ identifier_type }}' then 1 else 0 end)
+                as {{ identifier_type }}s_count,
+        {% endfor -%}
+        count(*) as identifiers_count
+    from rebuilt_identities
+    group by customer_id
+),
+
+event_traits as (
+    select
+        customer_id,
+        sum(case when event_type = 'page' then 1 else 0 end) as page_views_count,
+        sum(case when event_type = 'track' then 1 else 0 end) as track_events_count,
+        sum(case when event_type = 'ticket' then 1 else 0 end) as support_tickets_count
+    from rebuilt_events
+    where customer_id is not null
+    group by customer_id
+),
+
 identifies_resolved as (
     {{ tessera.resolve_customer_id('stg_segment__identifies', 'identity_customer_map', [
         ('user_id', 'user_id'), ('email', 'email'), ('phone', 'phone'),
@@ -184,16 +335,16 @@ crm_contacts_resolved as (
 
 identifier_candidates as (
     select
-        identity_customer_map.customer_id,
+        rebuilt_customer_map.customer_id,
         identity_observations.identifier_type as field_name,
         identity_observations.identifier_value as field_value,
         identity_observations.source_table,
         identity_observations.observed_at
     from identity_observations
-    inner join identity_customer_map
+    inner join rebuilt_customer_map
         on
-            identity_observations.identifier_type = identity_customer_map.identifier_type
-            and identity_observations.identifier_value = identity_customer_map.identifier_value
+            identity_observations.identifier_type = rebuilt_customer_map.identifier_type
+            and identity_observations.identifier_value = rebuilt_customer_map.identifier_value
     where identity_observations.identifier_type in ('email', 'phone')
 ),
 
@@ -240,8 +391,13 @@ attribute_values as (
 ),
 
 attribute_candidates as (
-    select * from attribute_values
-    where customer_id is not null and field_value is not null
+    select attribute_values.*
+    from attribute_values
+    {%- if incremental %}
+        inner join rebuilt_customers
+            on attribute_values.customer_id = rebuilt_customers.customer_id
+    {%- endif %}
+    where attribute_values.customer_id is not null and attribute_values.field_value is not null
 ),
 
 field_candidates as (
@@ -270,47 +426,6 @@ surviving_company as (
     {{ tessera.survive_field('field_candidates', 'company', survivorship.company) }}
 ),
 
-consent_records as (
-    select
-        identity_customer_map.customer_id,
-        stg_privacy__consents.purpose,
-        stg_privacy__consents.is_granted,
-        stg_privacy__consents.recorded_at,
-        stg_privacy__consents.consent_record_id
-    from stg_privacy__consents
-    inner join identity_customer_map
-        on
-            stg_privacy__consents.subject_type = identity_customer_map.identifier_type
-            and stg_privacy__consents.subject_value = identity_customer_map.identifier_value
-),
-
-latest_consents as (
-    select
-        *,
-        row_number() over (
-            partition by customer_id, purpose
-            order by
-                recorded_at desc,
-                -- at the same instant a revocation beats a grant: when in doubt, no consent
-                is_granted asc,
-                {{ tessera.bytewise('consent_record_id') }} asc
-        ) as record_rank
-    from consent_records
-),
-
-consent_traits as (
-    select
-        customer_id,
-        {%- for purpose in purposes %}
-            max(case when purpose = '{{ purpose }}' and is_granted then 1 else 0 end) = 1
-                as has_consent_{{ purpose }},
-        {%- endfor %}
-        max(recorded_at) as consent_updated_at
-    from latest_consents
-    where record_rank = 1
-    group by customer_id
-),
-
 final as (
     select
         -- ids
@@ -322,19 +437,17 @@ final as (
         surviving_first_name.first_name,
         surviving_last_name.last_name,
         surviving_company.company,
-        channel_traits.channels,
-        category_traits.top_categories,
+        purchase_traits.channels,
+        purchase_traits.top_categories,
 
         -- numerics
         coalesce(event_traits.page_views_count, 0) as page_views_count,
         coalesce(event_traits.track_events_count, 0) as track_events_count,
-        coalesce(order_traits.orders_count, 0) as orders_count,
-        coalesce(order_traits.completed_orders_count, 0) as completed_orders_count,
-        cast(coalesce(order_traits.lifetime_revenue, 0) as decimal(18, 2)) as lifetime_revenue,
-        {{ tessera.divide_money(
-            'order_traits.lifetime_revenue', 'order_traits.completed_orders_count'
-        ) }} as average_order_value,
-        coalesce(product_traits.distinct_products_count, 0) as distinct_products_count,
+        purchase_traits.orders_count,
+        purchase_traits.completed_orders_count,
+        purchase_traits.lifetime_revenue,
+        purchase_traits.average_order_value,
+        purchase_traits.distinct_products_count,
         coalesce(event_traits.support_tickets_count, 0) as support_tickets_count,
         identity_traits.identifiers_count,
         {%- for identifier_type in identifier_types %}
@@ -343,16 +456,19 @@ final as (
 
         -- booleans
         {%- for purpose in purposes %}
-            coalesce(consent_traits.has_consent_{{ purpose }}, false) as has_consent_{{ purpose }},
+            purchase_traits.has_consent_{{ purpose }},
         {%- endfor %}
 
         -- timestamps
         identity_traits.first_seen_at,
         identity_traits.last_seen_at,
-        order_traits.first_order_at,
-        order_traits.last_order_at,
-        consent_traits.consent_updated_at
-    from identity_traits
+        purchase_traits.first_order_at,
+        purchase_traits.last_order_at,
+        purchase_traits.consent_updated_at,
+        {{ tessera.run_timestamp() }} as _built_at
+    from rebuilt_customers
+    inner join identity_traits on rebuilt_customers.customer_id = identity_traits.customer_id
+    inner join purchase_traits on identity_traits.customer_id = purchase_traits.customer_id
     left join surviving_email on identity_traits.customer_id = surviving_email.customer_id
     left join surviving_phone on identity_traits.customer_id = surviving_phone.customer_id
     left join surviving_first_name
@@ -361,11 +477,6 @@ final as (
         on identity_traits.customer_id = surviving_last_name.customer_id
     left join surviving_company on identity_traits.customer_id = surviving_company.customer_id
     left join event_traits on identity_traits.customer_id = event_traits.customer_id
-    left join order_traits on identity_traits.customer_id = order_traits.customer_id
-    left join channel_traits on identity_traits.customer_id = channel_traits.customer_id
-    left join product_traits on identity_traits.customer_id = product_traits.customer_id
-    left join category_traits on identity_traits.customer_id = category_traits.customer_id
-    left join consent_traits on identity_traits.customer_id = consent_traits.customer_id
 )
 
 select * from final

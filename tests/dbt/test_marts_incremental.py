@@ -29,6 +29,7 @@ LATER_LOAD = "2031-01-01 00:00:00"
 INCREMENTAL = {
     "customer_events": "marts",
     "customer_identities": "marts",
+    "customers": "marts",
     "identity_identifiers": "identity",
 }
 BUILD = ["build", "--select", *[f"+{model}" for model in INCREMENTAL]]
@@ -60,6 +61,18 @@ def _equals_full_refresh(warehouse: Warehouse) -> dict[str, int]:
     for model in INCREMENTAL:
         assert incremental[model] == _rows(warehouse, model), model
     return {model: len(rows) for model, rows in incremental.items()}
+
+
+def _newest_stamp(warehouse: Warehouse, model: str) -> object:
+    return warehouse.query(f"select max(_built_at) from {INCREMENTAL[model]}.{model}")[0][0]
+
+
+def _rebuilt_since(warehouse: Warehouse, model: str, stamp: object) -> int:
+    return warehouse.query(
+        f"select count(*) from {INCREMENTAL[model]}.{model} "
+        f"where _built_at > {warehouse.placeholder}",
+        [stamp],
+    )[0][0]
 
 
 def _rebuilt_by_last_run(warehouse: Warehouse, model: str) -> int:
@@ -174,3 +187,64 @@ def test_marts_updated_run_by_run_equal_their_full_refresh(warehouse: Warehouse)
     assert 0 < restaged < counts["customer_events"] / 5
     assert unchanged == orders_and_tickets + restaged
     assert _equals_full_refresh(warehouse) == after_deletes
+
+    # 3. Edits in place that move no identifier: an order refunded, a product recategorised, a
+    # consent revoked. Only the customers they belong to are rebuilt.
+    mark = warehouse.placeholder
+    stamp = _newest_stamp(warehouse, "customers")
+    refunded = warehouse.query(
+        "select min(order_id) from marts.orders "
+        "where order_status = 'completed' and customer_id is not null"
+    )[0][0]
+    # One buyer's only completed order: its category is their top category whatever it is.
+    recategorised = warehouse.query(
+        "select min(items.order_id) from marts.order_items as items "
+        "inner join marts.customers on items.customer_id = customers.customer_id "
+        "where items.order_status = 'completed' and customers.completed_orders_count = 1 "
+        f"and items.order_id <> {mark}",
+        [refunded],
+    )[0][0]
+    revoked = warehouse.query(
+        "select consents.subject_type, consents.subject_value, consents.purpose "
+        "from staging.stg_privacy__consents as consents "
+        "inner join identity.identity_customer_map as owners "
+        "on consents.subject_type = owners.identifier_type "
+        "and consents.subject_value = owners.identifier_value "
+        "inner join marts.customers on owners.customer_id = customers.customer_id "
+        "where consents.is_granted order by consents.consent_record_id limit 1"
+    )[0]
+    warehouse.execute(
+        [
+            f"update raw.orders set status = 'refunded' where order_id = '{refunded}'",
+            "update raw.order_items set category = 'recategorised' "
+            f"where order_id = '{recategorised}'",
+            "insert into raw.consents (subject_type, subject_value, purpose, granted, "
+            f"recorded_at, source) values ('{revoked[0]}', '{revoked[1]}', '{revoked[2]}', "
+            "false, '2031-01-04T00:00:00Z', 'preference_center')",
+        ]
+    )
+    run_dbt(BUILD, warehouse, quiet=True)
+    edited = _rebuilt_since(warehouse, "customers", stamp)
+    owners = warehouse.query(
+        "select count(distinct customer_id) from ("
+        f"  select customer_id from marts.orders where order_id in ({mark}, {mark})"
+        "  union all"
+        "  select customer_id from identity.identity_customer_map"
+        f"  where identifier_type = {mark} and identifier_value = {mark}"
+        ") as owners where customer_id is not null",
+        [refunded, recategorised, revoked[0], revoked[1]],
+    )[0][0]
+    # The three owners, and the customers of the events the staging window read again, if any.
+    assert owners >= 2
+    assert owners <= edited < counts["customers"] / 5
+    assert warehouse.query(
+        "select position('recategorised' in top_categories) > 0 from marts.customers "
+        f"where customer_id = (select customer_id from marts.orders where order_id = {mark})",
+        [recategorised],
+    )[0][0]
+    _equals_full_refresh(warehouse)
+
+    # 4. Nothing new: no customer is rebuilt.
+    stamp = _newest_stamp(warehouse, "customers")
+    run_dbt(BUILD, warehouse, quiet=True)
+    assert _rebuilt_since(warehouse, "customers", stamp) == 0
