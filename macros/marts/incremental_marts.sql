@@ -136,3 +136,76 @@
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- The columns of customer_features and customer_features_holdout that orders alone decide (macro
+    customer_features_as_of over orders and no events): an incremental run recomputes them for
+    every customer and rebuilds those whose stored values differ. -#}
+{% macro order_feature_columns() -%}
+    {{ return([
+        'frequency', 'recency', 't', 'monetary_value', 'purchase_days_count',
+        'first_purchase_value', 'completed_revenue', 'orders_count', 'uncompleted_orders_count',
+        'days_since_last_purchase', 'purchase_days_in_window', 'first_purchase_date',
+        'last_purchase_date',
+    ]) }}
+{%- endmacro %}
+
+
+{#- CTE body: the customers a features model builds. Every one in `order_features` (features from
+    orders alone, as of column `as_of`); in an incremental run, those rebuilt in customers since
+    the model was last built (their events may have changed) and those whose features from orders,
+    as of date or any of `columns` differ from what is stored (`stored_as_of` names the stored
+    as of date). -#}
+{% macro customers_with_changed_features(order_features, as_of, stored_as_of, incremental, columns=[]) -%}
+    {%- if incremental %}
+    select rebuilt_in_customers.customer_id
+    from {{ ref('customers') }} as rebuilt_in_customers
+    cross join ({{ tessera.last_built() }}) as last_built
+    where rebuilt_in_customers._built_at > last_built.built_at
+    union
+    select fresh.customer_id
+    from {{ order_features }} as fresh
+    left join {{ this }} as stored on fresh.customer_id = stored.customer_id
+    where
+        stored.customer_id is null
+        or fresh.{{ as_of }} is distinct from stored.{{ stored_as_of }}
+        {%- for column in tessera.order_feature_columns() + columns %}
+        or fresh.{{ column }} is distinct from stored.{{ column }}
+        {%- endfor %}
+    {%- else %}
+    select customer_id from {{ order_features }}
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- CTE body: the rows of `relation` (with customer_id) of the customers in CTE
+    rebuilt_customers; every row outside an incremental run. -#}
+{% macro rows_of_rebuilt_customers(relation, incremental) -%}
+    select {{ relation }}.*
+    from {{ relation }}
+    {%- if incremental %}
+    inner join rebuilt_customers on {{ relation }}.customer_id = rebuilt_customers.customer_id
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- Pre-hook of a features model: in an incremental run, delete the customers without a completed
+    order by `as_of` (a SQL date expression) any more: refunded, reattributed, merged away,
+    erased, or the as of date moved before their first purchase. Over a table built before the
+    model was incremental, every row. -#}
+{% macro delete_customers_without_purchases(as_of) -%}
+    {%- if execute and is_incremental() -%}
+        {%- if not tessera.builds_incrementally(tessera.order_feature_columns()) -%}
+            delete from {{ this }}
+        {%- else -%}
+            delete from {{ this }} as stored
+            where not exists (
+                select 1 from {{ ref('orders') }} as purchases
+                where
+                    purchases.customer_id = stored.customer_id
+                    and purchases.order_status = 'completed'
+                    and cast(purchases.ordered_at as date) <= {{ as_of }}
+            )
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -30,6 +30,8 @@ INCREMENTAL = {
     "customer_events": "marts",
     "customer_identities": "marts",
     "customers": "marts",
+    "customer_features": "marts",
+    "customer_features_holdout": "marts",
     "identity_identifiers": "identity",
 }
 BUILD = ["build", "--select", *[f"+{model}" for model in INCREMENTAL]]
@@ -192,6 +194,7 @@ def test_marts_updated_run_by_run_equal_their_full_refresh(warehouse: Warehouse)
     # consent revoked. Only the customers they belong to are rebuilt.
     mark = warehouse.placeholder
     stamp = _newest_stamp(warehouse, "customers")
+    features_stamp = _newest_stamp(warehouse, "customer_features")
     refunded = warehouse.query(
         "select min(order_id) from marts.orders "
         "where order_status = 'completed' and customer_id is not null"
@@ -242,9 +245,15 @@ def test_marts_updated_run_by_run_equal_their_full_refresh(warehouse: Warehouse)
         f"where customer_id = (select customer_id from marts.orders where order_id = {mark})",
         [recategorised],
     )[0][0]
+    # The calibration end did not move: the features of the refunded order's buyer and of the
+    # customers rebuilt above, no more.
+    assert 1 <= _rebuilt_since(warehouse, "customer_features", features_stamp) <= edited
     _equals_full_refresh(warehouse)
 
-    # 4. Nothing new: no customer is rebuilt.
-    stamp = _newest_stamp(warehouse, "customers")
+    # 4. Nothing new: no customer is rebuilt, nor their features.
+    customer_level = ("customers", "customer_features", "customer_features_holdout")
+    stamps = {model: _newest_stamp(warehouse, model) for model in customer_level}
     run_dbt(BUILD, warehouse, quiet=True)
-    assert _rebuilt_since(warehouse, "customers", stamp) == 0
+    assert {model: _rebuilt_since(warehouse, model, stamps[model]) for model in customer_level} == {
+        model: 0 for model in customer_level
+    }
