@@ -30,6 +30,18 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 TARGETS = ("local", "postgres")
+# DuckDB names a database after its file: a file named like one of Tessera's schemas makes every
+# reference to that schema ambiguous ("raw.duckdb" and schema raw).
+SCHEMA_NAMES = (
+    "raw",
+    "staging",
+    "identity",
+    "marts",
+    "audiences",
+    "predictive",
+    "reference",
+    "activation",
+)
 
 # DuckDB type names (information_schema) to the Postgres types a copied table gets.
 _POSTGRES_TYPES = {
@@ -150,6 +162,12 @@ class Warehouse:
         target = target or env.get("TESSERA_TARGET", "local")
         if target == "local":
             path = Path(env.get("TESSERA_DUCKDB_PATH", "tessera.duckdb")).resolve()
+            if path.stem.lower() in SCHEMA_NAMES:
+                raise WarehouseError(
+                    f"TESSERA_DUCKDB_PATH {path.name!r}: DuckDB names the database after the "
+                    f"file, and {path.stem!r} is one of Tessera's schemas "
+                    f"({', '.join(SCHEMA_NAMES)}); choose another file name"
+                )
             return cls(
                 target=target, duckdb_path=path, duckdb_settings=DuckDBSettings.from_env(env, path)
             )

@@ -37,6 +37,8 @@ def test_postgres_target_reads_every_tessera_pg_variable() -> None:
         ({"TESSERA_TARGET": "postgres", "TESSERA_PG_PORT": "five"}, "TESSERA_PG_PORT"),
         ({"TESSERA_DUCKDB_MEMORY_LIMIT": "lots"}, "TESSERA_DUCKDB_MEMORY_LIMIT .* got 'lots'"),
         ({"TESSERA_DUCKDB_THREADS": "0"}, "TESSERA_DUCKDB_THREADS .* got '0'"),
+        # A file named after a schema made every query of raw ambiguous to DuckDB's binder.
+        ({"TESSERA_DUCKDB_PATH": "/data/raw.duckdb"}, "'raw' is one of Tessera's schemas"),
     ],
 )
 def test_bad_settings_fail_with_the_setting_named(env, message) -> None:
