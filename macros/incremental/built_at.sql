@@ -95,3 +95,15 @@
         where stored.customer_id in (select customer_id from {{ ref('customer_erasures') }})
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- The settings a model's rows were built under, as a short digest of the vars `names` (column
+    _built_with): a run that finds rows built under other settings rebuilds them, as a changed
+    survivorship rule must change every golden record. -#}
+{% macro settings_digest(names) -%}
+    {%- set settings = {} -%}
+    {%- for name in names -%}
+        {%- do settings.update({name: var(name)}) -%}
+    {%- endfor -%}
+    {{ return(local_md5(tojson(settings, sort_keys=true))) }}
+{%- endmacro %}

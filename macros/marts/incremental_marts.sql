@@ -151,12 +151,20 @@
 {%- endmacro %}
 
 
+{#- The vars the features models are built under (column _built_with, macro settings_digest). -#}
+{% macro feature_settings() -%}
+    {{ return(['tessera_clv_time_unit', 'tessera_clv_calibration_end', 'tessera_churn_window_days']) }}
+{%- endmacro %}
+
+
 {#- CTE body: the customers a features model builds. Every one in `order_features` (features from
     orders alone, as of column `as_of`); in an incremental run, those rebuilt in customers since
     the model was last built (their events may have changed) and those whose features from orders,
     as of date or any of `columns` differ from what is stored (`stored_as_of` names the stored
-    as of date). -#}
-{% macro customers_with_changed_features(order_features, as_of, stored_as_of, incremental, columns=[]) -%}
+    as of date), or whose row was built under other settings than `built_with`. -#}
+{% macro customers_with_changed_features(
+    order_features, as_of, stored_as_of, built_with, incremental, columns=[]
+) -%}
     {%- if incremental %}
     select rebuilt_in_customers.customer_id
     from {{ ref('customers') }} as rebuilt_in_customers
@@ -168,6 +176,7 @@
     left join {{ this }} as stored on fresh.customer_id = stored.customer_id
     where
         stored.customer_id is null
+        or stored._built_with <> '{{ built_with }}'
         or fresh.{{ as_of }} is distinct from stored.{{ stored_as_of }}
         {%- for column in tessera.order_feature_columns() + columns %}
         or fresh.{{ column }} is distinct from stored.{{ column }}
@@ -195,7 +204,7 @@
     model was incremental, every row. -#}
 {% macro delete_customers_without_purchases(as_of) -%}
     {%- if execute and is_incremental() -%}
-        {%- if not tessera.builds_incrementally(tessera.order_feature_columns()) -%}
+        {%- if not tessera.builds_incrementally(tessera.order_feature_columns() + ['_built_with']) -%}
             delete from {{ this }}
         {%- else -%}
             delete from {{ this }} as stored

@@ -16,7 +16,10 @@
         tessera.clv_calibration_end(ref('orders'))
     ) }}",
 ) }}
-{%- set incremental = tessera.builds_incrementally(tessera.order_feature_columns()) %}
+{%- set built_with = tessera.settings_digest(tessera.feature_settings()) -%}
+{%- set incremental = tessera.builds_incrementally(
+    tessera.order_feature_columns() + ['_built_with']
+) %}
 -- depends_on: {{ ref('customers') }}
 
 with
@@ -43,7 +46,7 @@ order_features as (
 
 rebuilt_customers as (
     {{ tessera.customers_with_changed_features(
-        'order_features', 'as_of_date', 'calibration_end_date', incremental
+        'order_features', 'as_of_date', 'calibration_end_date', built_with, incremental
     ) }}
 ),
 
@@ -92,7 +95,8 @@ final as (
         features.as_of_date as calibration_end_date,
 
         -- timestamps
-        {{ tessera.run_timestamp() }} as _built_at
+        {{ tessera.run_timestamp() }} as _built_at,
+        '{{ built_with }}' as _built_with
     from features
     inner join rebuilt_customers on features.customer_id = rebuilt_customers.customer_id
 )

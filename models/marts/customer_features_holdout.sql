@@ -17,8 +17,9 @@
         tessera.clv_calibration_end(ref('orders')) ~ ' - ' ~ tessera.churn_window_days()
     ) }}",
 ) }}
+{%- set built_with = tessera.settings_digest(tessera.feature_settings()) -%}
 {%- set incremental = tessera.builds_incrementally(
-    tessera.order_feature_columns() + ['holdout_purchase_days']
+    tessera.order_feature_columns() + ['holdout_purchase_days', '_built_with']
 ) %}
 -- depends_on: {{ ref('customers') }}
 
@@ -73,7 +74,7 @@ order_features as (
 
 rebuilt_customers as (
     {{ tessera.customers_with_changed_features(
-        'order_features', 'as_of_date', 'holdout_start_date', incremental,
+        'order_features', 'as_of_date', 'holdout_start_date', built_with, incremental,
         ['holdout_purchase_days'],
     ) }}
 ),
@@ -145,7 +146,8 @@ final as (
         holdout_period.holdout_end_date,
 
         -- timestamps
-        {{ tessera.run_timestamp() }} as _built_at
+        {{ tessera.run_timestamp() }} as _built_at,
+        '{{ built_with }}' as _built_with
     from features
     inner join rebuilt_customers on features.customer_id = rebuilt_customers.customer_id
     cross join holdout_period

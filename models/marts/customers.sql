@@ -6,7 +6,8 @@
     (macro customers_changed_by_identity): those an identifier moved to or from, those whose
     identifiers were observed or withdrawn (every event, order, ticket, identify and contact row
     is observed through its identifiers), and those whose order, product or consent traits,
-    recomputed for every customer (cheap aggregates), differ from the stored row. The pre-hook
+    recomputed for every customer (cheap aggregates), differ from the stored row; every customer
+    when the rows were built under other survivorship rules or consent purposes. The pre-hook
     first deletes the customers who are gone (merged into another, erased). Editing a CRM contact
     in place without moving its updated_at is not seen, as in the identity graph. -#}
 {{ config(
@@ -14,7 +15,9 @@
     unique_key='customer_id',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    pre_hook="{{ tessera.delete_vanished_customers(tessera.customers_purchase_columns()) }}",
+    pre_hook="{{ tessera.delete_vanished_customers(
+        tessera.customers_purchase_columns() + ['_built_with']
+    ) }}",
 ) }}
 {%- set identifier_types = [
     'anonymous_id', 'user_id', 'email', 'phone', 'crm_contact_id', 'shop_customer_ref', 'device_id',
@@ -42,7 +45,10 @@
 {%- endfor -%}
 
 {%- set purchase_columns = tessera.customers_purchase_columns() -%}
-{%- set incremental = tessera.builds_incrementally(purchase_columns) %}
+{%- set built_with = tessera.settings_digest(
+    ['tessera_survivorship', 'tessera_consent_purposes']
+) -%}
+{%- set incremental = tessera.builds_incrementally(purchase_columns + ['_built_with']) %}
 -- depends_on: {{ ref('identity_customer_registry') }}
 -- depends_on: {{ ref('identity_edges') }}
 
@@ -260,6 +266,7 @@ rebuilt_customers as (
         left join {{ this }} as stored on purchase_traits.customer_id = stored.customer_id
         where
             stored.customer_id is null
+            or stored._built_with <> '{{ built_with }}'
             {%- for column in purchase_columns %}
                 or purchase_traits.{{ column }} is distinct from stored.{{ column }}
             {%- endfor %}
@@ -269,30 +276,15 @@ rebuilt_customers as (
 ),
 
 rebuilt_identities as (
-    select customer_identities.*
-    from customer_identities
-    {%- if incremental %}
-        inner join rebuilt_customers
-            on customer_identities.customer_id = rebuilt_customers.customer_id
-    {%- endif %}
+    {{ tessera.rows_of_rebuilt_customers('customer_identities', incremental) }}
 ),
 
 rebuilt_events as (
-    select customer_events.*
-    from customer_events
-    {%- if incremental %}
-        inner join rebuilt_customers
-            on customer_events.customer_id = rebuilt_customers.customer_id
-    {%- endif %}
+    {{ tessera.rows_of_rebuilt_customers('customer_events', incremental) }}
 ),
 
 rebuilt_customer_map as (
-    select identity_customer_map.*
-    from identity_customer_map
-    {%- if incremental %}
-        inner join rebuilt_customers
-            on identity_customer_map.customer_id = rebuilt_customers.customer_id
-    {%- endif %}
+    {{ tessera.rows_of_rebuilt_customers('identity_customer_map', incremental) }}
 ),
 
 identity_traits as (
@@ -390,14 +382,13 @@ attribute_values as (
     from crm_contacts_resolved
 ),
 
+rebuilt_attribute_values as (
+    {{ tessera.rows_of_rebuilt_customers('attribute_values', incremental) }}
+),
+
 attribute_candidates as (
-    select attribute_values.*
-    from attribute_values
-    {%- if incremental %}
-        inner join rebuilt_customers
-            on attribute_values.customer_id = rebuilt_customers.customer_id
-    {%- endif %}
-    where attribute_values.customer_id is not null and attribute_values.field_value is not null
+    select * from rebuilt_attribute_values
+    where customer_id is not null and field_value is not null
 ),
 
 field_candidates as (
@@ -465,7 +456,8 @@ final as (
         purchase_traits.first_order_at,
         purchase_traits.last_order_at,
         purchase_traits.consent_updated_at,
-        {{ tessera.run_timestamp() }} as _built_at
+        {{ tessera.run_timestamp() }} as _built_at,
+        '{{ built_with }}' as _built_with
     from rebuilt_customers
     inner join identity_traits on rebuilt_customers.customer_id = identity_traits.customer_id
     inner join purchase_traits on identity_traits.customer_id = purchase_traits.customer_id

@@ -257,3 +257,24 @@ def test_marts_updated_run_by_run_equal_their_full_refresh(warehouse: Warehouse)
     assert {model: _rebuilt_since(warehouse, model, stamps[model]) for model in customer_level} == {
         model: 0 for model in customer_level
     }
+
+    # 5. Other settings: a longer churn window moves the holdout for everyone, and a changed
+    # survivorship rule may change any golden record; every row is rebuilt under them.
+    stamps = {model: _newest_stamp(warehouse, model) for model in customer_level}
+    settings = {
+        "tessera_churn_window_days": 45,
+        "tessera_survivorship": {
+            "email": {"rule": "most_recent"},
+            "phone": {"rule": "most_recent"},
+            "first_name": {"rule": "most_frequent"},
+            "last_name": {"rule": "most_recent"},
+            "company": {"rule": "most_recent"},
+        },
+    }
+    run_dbt(BUILD, warehouse, settings, quiet=True)
+    rebuilt = {model: _rebuilt_since(warehouse, model, stamps[model]) for model in customer_level}
+    totals = {
+        model: warehouse.query(f"select count(*) from marts.{model}")[0][0]
+        for model in customer_level
+    }
+    assert rebuilt == totals
