@@ -73,21 +73,7 @@ final as (
         '{{ var("tessera_clv_time_unit") }}' as time_unit,
 
         -- numerics
-        features.frequency,
-        features.recency,
-        features.t,
-        features.monetary_value,
-        features.purchase_days_count,
-        features.first_purchase_value,
-        features.completed_revenue,
-        features.orders_count,
-        features.uncompleted_orders_count,
-        features.days_since_last_purchase,
-        features.purchase_days_in_window,
-        features.events_count,
-        features.support_tickets_count,
-        features.active_days_in_window,
-        features.days_since_last_activity,
+        {{ tessera.customer_feature_numerics('features') }},
 
         -- dates
         features.first_purchase_date,
