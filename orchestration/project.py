@@ -204,6 +204,14 @@ def _regex(value: Any) -> str:
     return text
 
 
+def _postgres_memory_or_null(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", str(value)):
+        raise ValueError(f"must be a size such as 256MB (kB, MB or GB) or null, got {value!r}")
+    return str(value)
+
+
 def _risk_tiers(value: Any) -> dict[str, float]:
     if not isinstance(value, dict) or set(value) != {"high", "medium"}:
         raise ValueError("must be {high: <probability>, medium: <probability>}")
@@ -235,6 +243,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "tessera_identity_fast_path": _boolean,
     "tessera_mutable_sources": _names,
     "tessera_staging_lookback_hours": _whole(0),
+    "tessera_postgres_work_mem": _postgres_memory_or_null,
     "tessera_identity_blocklist_regex": _regex,
     "tessera_identity_shared_identifier_thresholds": _counts_by_type,
     "tessera_identity_limits": _counts_by_type,

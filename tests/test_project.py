@@ -51,6 +51,7 @@ def test_overrides_in_dbt_s_yaml_form_and_in_json_are_the_same() -> None:
         ),
         ("{tessera_max_identifiers_per_customer: 0}", "tessera_max_identifiers_per_customer must"),
         ("{tessera_staging_lookback_hours: -1}", "tessera_staging_lookback_hours must be a whole"),
+        ("{tessera_postgres_work_mem: lots}", "tessera_postgres_work_mem must be a size"),
         ("{tessera_identity_mutable_sources: [pages]}", "not a Tessera var; did you mean"),
         ("{tessera_sync_max_delete_fraction: 1.5}", "must be a number from 0 to 1, got 1.5"),
         ("{tessera_clv_calibration_end: March}", "tessera_clv_calibration_end must be a date"),

@@ -6,6 +6,8 @@
     identity_customer_registry's rerun at 200,000 customers ran for minutes on a nested loop
     over two 700,000-row inputs, and 11 s without one. A join with no equality condition still
     gets its nested loop. JIT compilation cost about a second per statement and saved less.
+    work_mem, when var tessera_postgres_work_mem sets it: the server's default (4MB) makes the
+    hash joins and sorts of a large model spill to disk.
     Other warehouses: nothing. -#}
 {% macro planner_settings() -%}
     {{ return(adapter.dispatch('planner_settings', 'tessera')()) }}
@@ -15,5 +17,11 @@
 {%- endmacro %}
 
 {% macro postgres__planner_settings() -%}
-    select set_config('enable_nestloop', 'off', true), set_config('jit', 'off', true)
+    {%- set work_mem = var('tessera_postgres_work_mem', none) -%}
+    select
+        set_config('enable_nestloop', 'off', true),
+        set_config('jit', 'off', true)
+        {%- if work_mem %},
+        set_config('work_mem', '{{ work_mem }}', true)
+        {%- endif %}
 {%- endmacro %}
