@@ -142,12 +142,7 @@
     customer_features_as_of over orders and no events): an incremental run recomputes them for
     every customer and rebuilds those whose stored values differ. -#}
 {% macro order_feature_columns() -%}
-    {{ return([
-        'frequency', 'recency', 't', 'monetary_value', 'purchase_days_count',
-        'first_purchase_value', 'completed_revenue', 'orders_count', 'uncompleted_orders_count',
-        'days_since_last_purchase', 'purchase_days_in_window', 'first_purchase_date',
-        'last_purchase_date',
-    ]) }}
+    {{ return(tessera.order_feature_numerics() + ['first_purchase_date', 'last_purchase_date']) }}
 {%- endmacro %}
 
 
@@ -201,10 +196,10 @@
 {#- Pre-hook of a features model: in an incremental run, delete the customers without a completed
     order by `as_of` (a SQL date expression) any more: refunded, reattributed, merged away,
     erased, or the as of date moved before their first purchase. Over a table built before the
-    model was incremental, every row. -#}
-{% macro delete_customers_without_purchases(as_of) -%}
+    model was incremental (without _built_at or one of the compared `columns`), every row. -#}
+{% macro delete_customers_without_purchases(as_of, columns) -%}
     {%- if execute and is_incremental() -%}
-        {%- if not tessera.builds_incrementally(tessera.order_feature_columns() + ['_built_with']) -%}
+        {%- if not tessera.builds_incrementally(columns) -%}
             delete from {{ this }}
         {%- else -%}
             delete from {{ this }} as stored

@@ -154,14 +154,23 @@
 {%- endmacro %}
 
 
+{#- The numeric columns of macro customer_features_as_of that orders alone decide (given no
+    events, they come out as with them). -#}
+{% macro order_feature_numerics() -%}
+    {{ return([
+        'frequency', 'recency', 't', 'monetary_value', 'purchase_days_count',
+        'first_purchase_value', 'completed_revenue', 'orders_count', 'uncompleted_orders_count',
+        'days_since_last_purchase', 'purchase_days_in_window',
+    ]) }}
+{%- endmacro %}
+
+
 {#- The numeric columns of macro customer_features_as_of, from `features` (a relation or CTE
     holding its rows), in the order the features marts list them. -#}
 {% macro customer_feature_numerics(features) -%}
-    {%- set columns = [
-        'frequency', 'recency', 't', 'monetary_value', 'purchase_days_count',
-        'first_purchase_value', 'completed_revenue', 'orders_count', 'uncompleted_orders_count',
-        'days_since_last_purchase', 'purchase_days_in_window', 'events_count',
-        'support_tickets_count', 'active_days_in_window', 'days_since_last_activity',
+    {%- set columns = tessera.order_feature_numerics() + [
+        'events_count', 'support_tickets_count', 'active_days_in_window',
+        'days_since_last_activity',
     ] -%}
     {%- for column in columns %}
         {{ features }}.{{ column }}{{ "," if not loop.last }}

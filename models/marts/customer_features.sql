@@ -13,7 +13,8 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     pre_hook="{{ tessera.delete_customers_without_purchases(
-        tessera.clv_calibration_end(ref('orders'))
+        tessera.clv_calibration_end(ref('orders')),
+        tessera.order_feature_columns() + ['_built_with'],
     ) }}",
 ) }}
 {%- set built_with = tessera.settings_digest(tessera.feature_settings()) -%}

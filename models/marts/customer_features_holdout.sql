@@ -14,7 +14,8 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     pre_hook="{{ tessera.delete_customers_without_purchases(
-        tessera.clv_calibration_end(ref('orders')) ~ ' - ' ~ tessera.churn_window_days()
+        tessera.clv_calibration_end(ref('orders')) ~ ' - ' ~ tessera.churn_window_days(),
+        tessera.order_feature_columns() + ['holdout_purchase_days', '_built_with'],
     ) }}",
 ) }}
 {%- set built_with = tessera.settings_digest(tessera.feature_settings()) -%}
