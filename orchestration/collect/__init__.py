@@ -1,0 +1,1 @@
+"""First-party collection: the HTTP collector, the landing-segment loader, the stream worker."""
