@@ -7,6 +7,8 @@ tessera run [--target local|postgres] [--vars '{tessera_default_country: GB}'] [
 tessera demo [--customers N] [--seed S] [--output-dir D] [--verbose]
 tessera explain <identifier> [--target local|postgres]
 tessera privacy report [--target local|postgres]
+tessera collect [--host H] [--port P] [--landing DIR] [--write-keys-file F]
+tessera load [--landing DIR] [--follow SECONDS] [--target local|postgres]
 tessera sync [--sync NAME ...] [--dry-run] [--force] [--full-resync] [--retry-parked]
              [--target local|postgres] [--vars YAML]
 
@@ -21,6 +23,7 @@ sync failed or was aborted by a guard (and for any error before a sync ran).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +33,8 @@ from typing import Any
 from orchestration.activation.config import SyncConfigError
 from orchestration.activation.destination import DestinationError
 from orchestration.activation.engine import SyncError, SyncResult, run_syncs
+from orchestration.collect.landing import LandingError, landing_folder
+from orchestration.collect.server import CollectorConfigError
 from orchestration.dbt_project import DbtRunError
 from orchestration.demo.generator import TRUTH_TABLES, generate, generate_increment
 from orchestration.demo.shapes import SHAPES, apply_shape
@@ -251,6 +256,33 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     print(format_explanation(explain(warehouse, args.identifier)))
 
 
+def _cmd_collect(args: argparse.Namespace) -> None:
+    from orchestration.collect.server import load_write_keys, serve
+
+    keys_file = Path(args.write_keys_file) if args.write_keys_file else None
+    keys = load_write_keys(os.environ, keys_file)
+    serve(landing_folder(os.environ, args.landing), keys, host=args.host, port=args.port)
+
+
+def _cmd_load(args: argparse.Namespace) -> None:
+    from orchestration.collect.loader import load_landing
+
+    warehouse = Warehouse.from_env(args.target)
+    config = ProjectConfig.load(args.vars)
+    folder = landing_folder(os.environ, args.landing)
+    if config["tessera_source_preset"] == "tessera":
+        _say(
+            "the collector's calls land in the Segment warehouse schema: build with "
+            "--vars '{tessera_source_preset: segment}'"
+        )
+    while True:
+        report = load_landing(warehouse, folder, config.raw_schema, progress=_say)
+        _say(f"load from {folder} into {warehouse.describe()}: {report.describe()}")
+        if args.follow is None:
+            return
+        time.sleep(args.follow)
+
+
 def _cmd_privacy_report(args: argparse.Namespace) -> None:
     warehouse = Warehouse.from_env(args.target)
     print(format_privacy_report(privacy_report(warehouse)))
@@ -294,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     def add_verbose(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--verbose", action="store_true", help="stream dbt's log instead of writing a file"
+        )
+
+    def add_landing(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--landing",
+            metavar="DIR",
+            help="the landing folder (default: $TESSERA_LANDING_DIR, else .tessera/landing)",
         )
 
     def add_output_dir(sub: argparse.ArgumentParser) -> None:
@@ -361,6 +400,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_target(sync)
     sync.set_defaults(func=_cmd_sync)
 
+    collect = commands.add_parser(
+        "collect",
+        help="serve the Segment / RudderStack HTTP Tracking API, landing calls on disk",
+    )
+    collect.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    collect.add_argument("--port", type=_positive_int, default=8088, help="port (default 8088)")
+    add_landing(collect)
+    collect.add_argument(
+        "--write-keys-file",
+        metavar="FILE",
+        help="accepted write keys, one per line (default: $TESSERA_COLLECT_WRITE_KEYS, "
+        "comma-separated)",
+    )
+    collect.set_defaults(func=_cmd_collect)
+
+    load = commands.add_parser(
+        "load", help="load the collector's landed calls into the raw schema, each call once"
+    )
+    add_landing(load)
+    load.add_argument(
+        "--follow",
+        type=float,
+        metavar="SECONDS",
+        help="keep loading, pausing this long between loads (Postgres; on DuckDB each load "
+        "holds the file while it runs)",
+    )
+    add_vars(load)
+    add_target(load)
+    load.set_defaults(func=_cmd_load)
+
     privacy = commands.add_parser("privacy", help="consent and deletion status")
     privacy_commands = privacy.add_subparsers(dest="privacy_command", required=True)
     report = privacy_commands.add_parser(
@@ -394,6 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         SyncConfigError,
         SyncError,
         DestinationError,
+        CollectorConfigError,
+        LandingError,
     ) as exc:
         print(f"tessera: error: {exc}", file=sys.stderr)
         return 1

@@ -21,11 +21,14 @@ import fcntl
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+LANDING_ENV = "TESSERA_LANDING_DIR"
+DEFAULT_LANDING = Path(".tessera") / "landing"
 OPEN_SUFFIX = ".open"
 SEALED_SUFFIX = ".ndjson"
 LOCK_NAME = "collector.lock"
@@ -36,6 +39,11 @@ DEFAULT_SEGMENT_SECONDS = 300.0
 DEFAULT_MAX_PENDING_BYTES = 32 * 1024 * 1024
 #: Free space the landing disk keeps; below it the collector answers 429 rather than fail writes.
 DEFAULT_MIN_FREE_BYTES = 256 * 1024 * 1024
+
+
+def landing_folder(env: Mapping[str, str], given: str | None = None) -> Path:
+    """The landing folder: ``given``, else ``TESSERA_LANDING_DIR``, else ``.tessera/landing``."""
+    return Path(given or env.get(LANDING_ENV) or DEFAULT_LANDING)
 
 
 class LandingError(RuntimeError):

@@ -27,10 +27,9 @@ are typed as in ``typed``.
 
 from __future__ import annotations
 
-import re
-
 import duckdb
 
+from orchestration.collect.warehouse_schema import event_table_name
 from orchestration.demo.generator import SOURCE_TABLES, TRACK_EVENTS
 
 SHAPES = ("tessera", "typed", "segment", "rudderstack")
@@ -42,11 +41,6 @@ _RECEIVED_DELAY = "interval 2 second"
 _LOADED_DELAY = "interval 40 minute"
 # When the server received a call whose own timestamp was unusable: the clock of the generator.
 _FALLBACK_RECEIVED = "timestamptz '2026-10-31 00:00:00+00'"
-
-
-def event_table_name(event: str) -> str:
-    """The table Segment and RudderStack create for a track event: its name in snake_case."""
-    return re.sub(r"[^a-z0-9]+", "_", event.strip().lower()).strip("_")
 
 
 def _instant(expr: str) -> str:
