@@ -33,7 +33,7 @@ from typing import Any
 from orchestration.activation.config import SyncConfigError
 from orchestration.activation.destination import DestinationError
 from orchestration.activation.engine import SyncError, SyncResult, run_syncs
-from orchestration.collect.landing import LandingError, landing_folder
+from orchestration.collect.landing import DEFAULT_MIN_FREE_BYTES, LandingError, landing_folder
 from orchestration.collect.server import CollectorConfigError
 from orchestration.dbt_project import DbtRunError
 from orchestration.demo.generator import TRUTH_TABLES, generate, generate_increment
@@ -261,7 +261,13 @@ def _cmd_collect(args: argparse.Namespace) -> None:
 
     keys_file = Path(args.write_keys_file) if args.write_keys_file else None
     keys = load_write_keys(os.environ, keys_file)
-    serve(landing_folder(os.environ, args.landing), keys, host=args.host, port=args.port)
+    serve(
+        landing_folder(os.environ, args.landing),
+        keys,
+        host=args.host,
+        port=args.port,
+        min_free_bytes=args.min_free_mb * 1024 * 1024,
+    )
 
 
 def _cmd_load(args: argparse.Namespace) -> None:
@@ -412,6 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="accepted write keys, one per line (default: $TESSERA_COLLECT_WRITE_KEYS, "
         "comma-separated)",
+    )
+    collect.add_argument(
+        "--min-free-mb",
+        type=_positive_int,
+        default=DEFAULT_MIN_FREE_BYTES // (1024 * 1024),
+        help="free space the landing disk keeps; below it calls get 429 and clients retry "
+        "later (default %(default)s)",
     )
     collect.set_defaults(func=_cmd_collect)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from orchestration.warehouse import Warehouse
+
 WRITE_KEY = "wk_test_4f1c"
 
 
@@ -72,3 +74,13 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
     running = start_collector(tmp_path / "landing")
     yield running
     running.stop()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def empty_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
+    """A warehouse with nothing in it yet, for the collector's calls to land in."""
+    if request.param == "duckdb":
+        return Warehouse(target="local", duckdb_path=tmp_path / "collected.duckdb")
+    server = request.getfixturevalue("postgres_server")
+    name = request.node.name.split("[")[0][:40]
+    return Warehouse(target="postgres", postgres=server.create_database(name))
