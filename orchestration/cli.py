@@ -34,6 +34,7 @@ from orchestration.activation.config import SyncConfigError
 from orchestration.activation.destination import DestinationError
 from orchestration.activation.engine import SyncError, SyncResult, run_syncs
 from orchestration.collect.landing import DEFAULT_MIN_FREE_BYTES, LandingError, landing_folder
+from orchestration.collect.loader import DEFAULT_MAX_LOAD_BYTES, load_landing
 from orchestration.collect.server import CollectorConfigError
 from orchestration.dbt_project import DbtRunError
 from orchestration.demo.generator import TRUTH_TABLES, generate, generate_increment
@@ -271,8 +272,6 @@ def _cmd_collect(args: argparse.Namespace) -> None:
 
 
 def _cmd_load(args: argparse.Namespace) -> None:
-    from orchestration.collect.loader import load_landing
-
     warehouse = Warehouse.from_env(args.target)
     config = ProjectConfig.load(args.vars)
     folder = landing_folder(os.environ, args.landing)
@@ -282,7 +281,13 @@ def _cmd_load(args: argparse.Namespace) -> None:
             "--vars '{tessera_source_preset: segment}'"
         )
     while True:
-        report = load_landing(warehouse, folder, config.raw_schema, progress=_say)
+        report = load_landing(
+            warehouse,
+            folder,
+            config.raw_schema,
+            max_bytes=args.batch_mb * 1024 * 1024,
+            progress=_say,
+        )
         _say(f"load from {folder} into {warehouse.describe()}: {report.describe()}")
         if args.follow is None:
             return
@@ -438,6 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="keep loading, pausing this long between loads (Postgres; on DuckDB each load "
         "holds the file while it runs)",
+    )
+    load.add_argument(
+        "--batch-mb",
+        type=_positive_int,
+        default=DEFAULT_MAX_LOAD_BYTES // (1024 * 1024),
+        help="megabytes of landed calls per transaction: a larger backlog loads in several "
+        "(default %(default)s)",
     )
     add_vars(load)
     add_target(load)
