@@ -79,6 +79,7 @@ bench: install postgres
 	$(BIN)/python bench/identity_incremental.py
 	$(BIN)/python bench/predictive.py
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/collect.py
 
 clean:
 	rm -rf target logs .tessera tessera.duckdb tessera.duckdb.wal output
