@@ -15,6 +15,8 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
 from orchestration.activation.assets import build_sync_assets
+from orchestration.collect.assets import build_landing_sensor, build_loader_asset, is_event_table
+from orchestration.collect.landing import landing_folder
 from orchestration.dbt_assets import (
     RawTable,
     build_dbt_assets,
@@ -99,10 +101,7 @@ def build_raw_rows_sensor(tables: Sequence[RawTable], job_name: str) -> dg.Senso
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult | dg.SkipReason:
         # DuckDB lets one process open the file while a build writes to it: wait for the run.
-        in_progress = context.instance.get_run_records(
-            dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS_STATUSES), limit=1
-        )
-        if in_progress:
+        if _job_in_progress(context, job_name):
             return dg.SkipReason(f"a {job_name} run is in progress")
         try:
             counts = raw_row_counts(warehouse.get(), tables)
@@ -136,6 +135,14 @@ IN_PROGRESS_STATUSES = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+
+
+def _job_in_progress(context: dg.SensorEvaluationContext, job_name: str = JOB_NAME) -> bool:
+    """Whether a run of the job is queued or running: on DuckDB it holds the file."""
+    runs = context.instance.get_run_records(
+        dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS_STATUSES), limit=1
+    )
+    return bool(runs)
 
 
 def build_defs(
@@ -179,16 +186,23 @@ def build_defs(
         execution_timezone="UTC",
         description="The whole graph once a day at 05:00 UTC, after the nightly loads.",
     )
+    loader = build_loader_asset(tables, ADAPTERS[warehouse.target])
+    landing_sensor = build_landing_sensor(
+        JOB_NAME, settings.landing_dir, sorted(loader.keys), _job_in_progress
+    )
     return dg.Definitions(
         assets=[
-            *raw_table_specs(tables, ADAPTERS[warehouse.target]),
+            *raw_table_specs(
+                [raw for raw in tables if not is_event_table(raw)], ADAPTERS[warehouse.target]
+            ),
+            loader,
             dbt_assets,
             *extra_assets(dbt_assets),
         ],
         asset_checks=[identity_health, *extra_asset_checks(dbt_assets, manifest)],
         jobs=[full_build],
         schedules=[daily],
-        sensors=[build_raw_rows_sensor(tables, JOB_NAME)],
+        sensors=[build_raw_rows_sensor(tables, JOB_NAME), landing_sensor],
         resources={
             "dbt": DbtCliResource(
                 project_dir=project, target=warehouse.target, dbt_executable=dbt_executable()
@@ -207,4 +221,6 @@ def defs() -> dg.Definitions:
     warehouse = Warehouse.from_env()
     # A deployment (``make ui``, the daemon) gives its var overrides in TESSERA_VARS, as YAML.
     config = ProjectConfig.load(os.environ.get(VARS_ENV))
-    return build_defs(warehouse, RunSettings.of(config, output_dir=project_dir() / "output"))
+    landing = project_dir() / landing_folder(os.environ)
+    settings = RunSettings.of(config, output_dir=project_dir() / "output", landing_dir=landing)
+    return build_defs(warehouse, settings)

@@ -69,15 +69,18 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class RunSettings(dg.ConfigurableResource):
-    """What a run adds to the project: var overrides (YAML or JSON text, as ``--vars``) and the
-    folder plots are written to. Every step reads the vars through ``config()``: dbt gets the
-    overrides, the predictive step, the checks and the syncs the checked, merged values.
+    """What a run adds to the project: var overrides (YAML or JSON text, as ``--vars``), the
+    folder plots are written to and the collector's landing folder. Every step reads the vars
+    through ``config()``: dbt gets the overrides, the predictive step, the checks and the syncs
+    the checked, merged values.
     ``full_refresh`` rebuilds dbt's incremental models from all their input (``--full-refresh``;
     the customer id registry and audience membership history keep their rows)."""
 
     dbt_vars: str = "{}"
     output_dir: str = "output"
     full_refresh: bool = False
+    #: The collector's landing folder the loader reads (orchestration/collect).
+    landing_dir: str = ".tessera/landing"
 
     @classmethod
     def of(
@@ -85,11 +88,13 @@ class RunSettings(dg.ConfigurableResource):
         config: ProjectConfig | None = None,
         output_dir: Path | None = None,
         full_refresh: bool = False,
+        landing_dir: Path | None = None,
     ) -> RunSettings:
         return cls(
             dbt_vars=config.overrides_json() if config is not None else "{}",
             output_dir=str(output_dir) if output_dir is not None else "output",
             full_refresh=full_refresh,
+            landing_dir=str(landing_dir) if landing_dir is not None else ".tessera/landing",
         )
 
     def config(self) -> ProjectConfig:

@@ -15,6 +15,7 @@ read back from it (``JobOutcome.dbt_errors``) so the failing model's error is pr
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from typing import Any
 
 import dagster as dg
 
+from orchestration.collect.landing import landing_folder
 from orchestration.dbt_project import project_dir
 from orchestration.definitions import JOB_NAME, build_defs
 from orchestration.project import ProjectConfig
@@ -174,11 +176,15 @@ def run_full_build(
     say: Callable[[str], None] = print,
     verbose: bool = False,
     full_refresh: bool = False,
+    landing_dir: Path | None = None,
 ) -> JobOutcome:
     """Run ``tessera_full_build`` on ``warehouse`` in this process, saying what happens;
-    ``full_refresh`` rebuilds dbt's incremental models from all their input."""
+    ``full_refresh`` rebuilds dbt's incremental models from all their input; the job's first
+    step loads what the collector landed in ``landing_dir`` (default: ``TESSERA_LANDING_DIR``,
+    else .tessera/landing)."""
     config = config or ProjectConfig.load()
-    settings = RunSettings.of(config, output_dir, full_refresh)
+    landing = landing_dir or landing_folder(os.environ)
+    settings = RunSettings.of(config, output_dir, full_refresh, landing_dir=landing)
     if verbose:
         return _run(warehouse, settings, say, say, verbose=True)
     folder = project_dir() / ".tessera" / "logs"

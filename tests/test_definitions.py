@@ -74,7 +74,9 @@ def test_raw_tables_and_seeds_have_their_own_groups(repository: dg.RepositoryDef
         "segment/pages", "segment/tracks", "shop/order_items", "shop/orders",
         "support/support_tickets",
     ]  # fmt: skip
-    assert not any(graph.get(key).is_executable for key in raw)
+    # The event tables are loaded from the collector's landing folder; the others by EL tools.
+    executable = sorted(key.to_user_string() for key in raw if graph.get(key).is_executable)
+    assert executable == ["segment/identifies", "segment/pages", "segment/tracks"]
     seeds = [
         dg.AssetKey(["reference", "country_calling_codes"]),
         dg.AssetKey(["reference", "identifier_blocklist"]),

@@ -1,0 +1,86 @@
+"""The loader as the Dagster asset producing the event tables, and the sensor that runs it."""
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.collect.assets import build_landing_sensor, build_loader_asset
+from orchestration.collect.landing import LandingWriter
+from orchestration.collect.messages import land_request
+from orchestration.dbt_assets import RawTable
+from orchestration.resources import RunSettings, WarehouseResource
+
+EVENT_TABLES = [
+    RawTable(dg.AssetKey(["segment", table]), "raw", table)
+    for table in ("identifies", "pages", "tracks")
+]
+ORDERS = RawTable(dg.AssetKey(["shop", "orders"]), "raw", "orders")
+
+
+def _land(folder: Path, calls: list[dict]) -> None:
+    writer = LandingWriter(folder)
+
+    async def run() -> None:
+        await writer.start()
+        await writer.append(land_request("batch", {"batch": calls}, datetime.now(UTC)).lines)
+        await writer.stop()
+
+    asyncio.run(run())
+
+
+def _track(n: int) -> dict:
+    return {"type": "track", "userId": f"u{n}", "event": "Order Completed", "messageId": f"m{n}"}
+
+
+def test_the_loader_asset_materializes_the_event_tables_with_what_it_inserted(
+    tmp_path: Path,
+) -> None:
+    landing = tmp_path / "landing"
+    _land(landing, [_track(n) for n in range(7)] + [{"type": "page", "anonymousId": "a"}])
+    loader = build_loader_asset([*EVENT_TABLES, ORDERS], "duckdb")
+    assert sorted(key.to_user_string() for key in loader.keys) == [
+        "segment/identifies", "segment/pages", "segment/tracks",
+    ]  # fmt: skip
+    database = tmp_path / "w.duckdb"
+    resources = {
+        "warehouse": WarehouseResource(target="local", duckdb_path=str(database)),
+        "settings": RunSettings(landing_dir=str(landing)),
+    }
+    result = dg.materialize([loader], resources=resources)
+    assert result.success
+    rows = {
+        event.asset_key.to_user_string(): event.materialization.metadata["rows_inserted"].value
+        for event in result.get_asset_materialization_events()
+    }
+    assert rows == {"segment/identifies": 0, "segment/pages": 1, "segment/tracks": 7}
+    again = dg.materialize([loader], resources=resources)
+    rows = [
+        event.materialization.metadata["rows_inserted"].value
+        for event in again.get_asset_materialization_events()
+    ]
+    assert rows == [0, 0, 0]
+
+
+def test_the_landing_sensor_asks_for_a_load_when_a_segment_grows(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    keys = [raw.key for raw in EVENT_TABLES]
+    busy = {"value": False}
+    sensor = build_landing_sensor("tessera_full_build", str(landing), keys, lambda _: busy["value"])
+
+    def tick(cursor: str | None):
+        return sensor(dg.build_sensor_context(cursor=cursor))
+
+    assert "nothing new" in tick(None).skip_message
+    _land(landing, [_track(1)])
+    first = tick(None)
+    (request,) = first.run_requests
+    assert request.asset_selection == keys
+    assert "nothing new" in tick(first.cursor).skip_message
+    _land(landing, [_track(2)])
+    busy["value"] = True
+    assert "in progress" in tick(first.cursor).skip_message
+    busy["value"] = False
+    second = tick(first.cursor)
+    assert len(second.run_requests) == 1 and second.cursor != first.cursor
