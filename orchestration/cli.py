@@ -34,7 +34,7 @@ from orchestration.activation.config import SyncConfigError
 from orchestration.activation.destination import DestinationError
 from orchestration.activation.engine import SyncError, SyncResult, run_syncs
 from orchestration.collect.landing import DEFAULT_MIN_FREE_BYTES, LandingError, landing_folder
-from orchestration.collect.loader import DEFAULT_MAX_LOAD_BYTES, load_landing
+from orchestration.collect.loader import DEFAULT_MAX_LOAD_BYTES, LoadError, load_landing
 from orchestration.collect.server import CollectorConfigError
 from orchestration.dbt_project import DbtRunError
 from orchestration.demo.generator import TRUTH_TABLES, generate, generate_increment
@@ -490,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DestinationError,
         CollectorConfigError,
         LandingError,
+        LoadError,
     ) as exc:
         print(f"tessera: error: {exc}", file=sys.stderr)
         return 1

@@ -13,7 +13,6 @@ and asks for a load when a segment grew; the raw-rows sensor then rebuilds what 
 of the tables whose rows changed, as for any other load.
 """
 
-
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path

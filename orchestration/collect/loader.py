@@ -38,6 +38,10 @@ DEFAULT_MAX_LOAD_BYTES = 128 * 1024 * 1024
 _PG_LOCK_KEY = 7_270_001
 
 
+class LoadError(RuntimeError):
+    """The raw schema cannot take the landed calls; the message names the table and why."""
+
+
 @dataclass
 class LoadReport:
     """What one ``load_landing`` did."""
@@ -207,6 +211,13 @@ class _Connection:
         def kind(column: str) -> str:
             return "timestamptz" if column in TIMESTAMP_COLUMNS else self.text
 
+        if existing and "received_at" not in existing:
+            raise LoadError(
+                f"{schema}.{table} exists but is not in Segment's warehouse schema (it has no "
+                "received_at column), and the collector's calls load into Segment-shaped tables: "
+                "point var tessera_raw_schema at a schema of its own for them, or move the "
+                "table away; nothing was loaded"
+            )
         if not existing:
             definitions = ", ".join(f"{_quote(column)} {kind(column)}" for column in columns)
             self.execute(f"create table {target} ({definitions})")

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from orchestration.collect.assets import build_landing_sensor, build_loader_asset
 from orchestration.collect.landing import LandingWriter
@@ -84,3 +85,24 @@ def test_the_landing_sensor_asks_for_a_load_when_a_segment_grows(tmp_path: Path)
     busy["value"] = False
     second = tick(first.cursor)
     assert len(second.run_requests) == 1 and second.cursor != first.cursor
+
+
+def test_loading_into_tables_of_another_shape_is_refused_and_loads_nothing(tmp_path: Path) -> None:
+    from orchestration.collect.loader import LoadError, load_landing
+    from orchestration.warehouse import Warehouse
+
+    landing = tmp_path / "landing"
+    _land(landing, [_track(1)])
+    warehouse = Warehouse(target="local", duckdb_path=tmp_path / "w.duckdb")
+    # Tessera's own contract: tracks without Segment's columns, as `tessera generate` writes it.
+    warehouse.execute(
+        [
+            "create schema raw",
+            "create table raw.tracks (id varchar, anonymous_id varchar, user_id varchar, "
+            "event varchar, properties varchar, context_device_id varchar, timestamp varchar)",
+        ]
+    )
+    with pytest.raises(LoadError, match="raw.tracks exists but is not in Segment's warehouse"):
+        load_landing(warehouse, landing, "raw")
+    assert warehouse.query("select count(*) from raw.tracks") == [(0,)]
+    assert warehouse.query("select count(*) from raw.tessera_landed_segments") == [(0,)]
