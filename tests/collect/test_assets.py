@@ -102,7 +102,7 @@ def test_loading_into_tables_of_another_shape_is_refused_and_loads_nothing(tmp_p
             "event varchar, properties varchar, context_device_id varchar, timestamp varchar)",
         ]
     )
-    with pytest.raises(LoadError, match="raw.tracks exists but is not in Segment's warehouse"):
+    with pytest.raises(LoadError, match=r"raw\.tracks exists but is not in Segment's warehouse"):
         load_landing(warehouse, landing, "raw")
     assert warehouse.query("select count(*) from raw.tracks") == [(0,)]
     assert warehouse.query("select count(*) from raw.tessera_landed_segments") == [(0,)]
