@@ -17,6 +17,7 @@ One collector writes a landing folder at a time (it holds ``collector.lock``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import shutil
@@ -258,10 +259,22 @@ class LandingWriter:
             self._open_segment()
         assert self._fd is not None
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError:
+            # A full disk or an I/O error: these requests get a 5xx and are retried. Cut what
+            # was half written and seal the segment, so the next write starts on a clean line
+            # in a new one (a torn line would otherwise swallow the next acknowledged call).
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            with contextlib.suppress(OSError):
+                self._seal()
+            self._fd = None
+            self._path = None
+            raise
         self._size += len(data)
         self.flushes += 1
         self.bytes_written += len(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,35 @@ def test_a_nearly_full_disk_gets_backpressure(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert list_segments(tmp_path) == []
+
+
+def test_a_failed_write_is_cut_and_the_next_one_starts_a_new_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = LandingWriter(tmp_path)
+    real_fsync = os.fsync
+    failing = {"left": 0}
+
+    def fsync(fd: int) -> None:
+        if failing["left"]:
+            failing["left"] -= 1
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    async def run() -> None:
+        await writer.start()
+        await writer.append(b'{"a": 1}\n')
+        failing["left"] = 1
+        with pytest.raises(OSError, match="No space left"):
+            await writer.append(b'{"b": 2}\n')
+        await writer.append(b'{"c": 3}\n')
+        await writer.stop()
+
+    asyncio.run(run())
+    first, second = list_segments(tmp_path)
+    # The refused write is gone; the acknowledged ones are whole, each on its own line.
+    assert read_segment(first, 0).lines == [b'{"a": 1}']
+    assert read_segment(first, 0).torn_bytes == 0
+    assert read_segment(second, 0).lines == [b'{"c": 3}']
