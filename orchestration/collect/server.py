@@ -9,7 +9,8 @@ RudderStack's SDKs, ``apiHost`` in analytics.js) at the collector. Answers:
   over the size limits (after decompression, so a gzip bomb is cut off at the limit), a
   malformed call (orchestration/collect/messages.py); nothing of the request is stored;
 - 401: no write key, or one the collector does not know;
-- 429 with ``Retry-After``: the landing disk is behind or nearly full; clients retry.
+- 429 with ``Retry-After``: the landing disk is behind or nearly full; clients retry;
+- 503 with ``Retry-After``: writing to the landing disk failed; nothing was kept, clients retry.
 
 Write keys come from ``TESSERA_COLLECT_WRITE_KEYS`` (comma-separated) or a file of one key per
 line, and are compared in constant time. The collector logs counts, never a call's content, a
@@ -199,6 +200,13 @@ def build_app(writer: LandingWriter, write_keys: WriteKeys) -> Starlette:
         except Backpressure as busy:
             stats.refused["backpressure"] += 1
             return _answer(429, "backpressure", str(busy), **{"Retry-After": str(busy.retry_after)})
+        except OSError as failed:
+            # Nothing was acknowledged: the client keeps the calls and sends them again.
+            stats.refused["landing_write_failed"] += 1
+            log.error("landing write failed: %s", failed.strerror or type(failed).__name__)
+            return _answer(
+                503, "landing_write_failed", "could not write to disk", **{"Retry-After": "5"}
+            )
         stats.events += accepted.events
         return _answer(200)
 
