@@ -175,7 +175,7 @@ def _file_syncs(
         for position, item in enumerate(syncs):
             if select is not None and isinstance(item, dict) and not select(item):
                 continue
-            spec = _check_sync(
+            spec = check_sync(
                 item, f"{label}: {where}[{position}]", audience, registry, audience_columns
             )
             if isinstance(spec, SyncSpec):
@@ -185,7 +185,7 @@ def _file_syncs(
     return specs
 
 
-def _check_sync(
+def check_sync(
     item: Any,
     where: str,
     audience: str,
