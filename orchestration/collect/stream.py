@@ -250,15 +250,11 @@ class StreamWorker:
                 con.execute(f"attach '{snapshot}' as snapshot (read_only)")
             try:
                 con.execute("begin transaction")
-                self._record_links(con, records)
-                calls = self._trigger_calls(records)
-                if has_snapshot:
-                    self._resolve(con, calls)
-                report.resolved = sum(1 for call in calls if call.customer_id)
-                for trigger in self.triggers:
-                    self._evaluate(con, trigger, calls, report, has_snapshot)
-                for name, end in moved.items():
-                    con.execute("insert or replace into stream.offsets values (?, ?)", [name, end])
+                try:
+                    self._apply(con, records, moved, report, has_snapshot)
+                except BaseException:
+                    con.execute("rollback")
+                    raise
                 con.execute("commit")
             finally:
                 if has_snapshot:
@@ -270,6 +266,26 @@ class StreamWorker:
         report.seconds = round(time.perf_counter() - started_at, 3)
         self._write_status(report)
         return report
+
+    def _apply(
+        self,
+        con: Any,
+        records: list[dict[str, Any]],
+        moved: Mapping[str, int],
+        report: TickReport,
+        has_snapshot: bool,
+    ) -> None:
+        """One transaction: links learnt, waits started, cancelled and fired, members stored
+        and the read offsets moved on, together or not at all."""
+        self._record_links(con, records)
+        calls = self._trigger_calls(records)
+        if has_snapshot:
+            self._resolve(con, calls)
+        report.resolved = sum(1 for call in calls if call.customer_id)
+        for trigger in self.triggers:
+            self._evaluate(con, trigger, calls, report, has_snapshot)
+        for name, end in moved.items():
+            con.execute("insert or replace into stream.offsets values (?, ?)", [name, end])
 
     def _record_links(self, con: Any, records: list[dict[str, Any]]) -> None:
         rows = []
@@ -382,20 +398,18 @@ class StreamWorker:
             fired = [(c, c.received_at) for c in starts]
         else:
             wait = timedelta(minutes=trigger.absent_minutes or 0)
-            con.executemany(
-                "insert or ignore into stream.pending values (?, ?, ?, ?, ?, ?, 'waiting')",
-                [
-                    (
+            for c in starts:
+                con.execute(
+                    "insert or ignore into stream.pending values (?, ?, ?, ?, ?, ?, 'waiting')",
+                    [
                         name,
                         c.message_id,
                         c.customer_id,
                         c.received_at,
                         c.received_at + wait,
                         orjson.dumps(c.properties).decode(),
-                    )
-                    for c in starts
-                ],
-            )
+                    ],
+                )
             report.started[name] = len(starts)
             cancelled = 0
             for call in calls:

@@ -1,0 +1,157 @@
+"""Event triggers in the stream worker: who is sent, when, and only once."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from emulators.webhook import WebhookEmulator
+from orchestration.activation.destinations import registry
+from orchestration.collect.landing import LandingWriter
+from orchestration.collect.messages import land_request
+from orchestration.collect.stream import StreamWorker, write_snapshot
+from orchestration.collect.triggers import TriggerConfigError, load_triggers
+from orchestration.warehouse import Warehouse
+
+SECRET = "stream-test-secret"
+AUDIENCE_YAML = """
+version: 2
+models:
+  - name: audience_cart_reachable
+    config:
+      meta:
+        tessera:
+          triggers:
+            - name: product_added_now
+              event: Product Added
+              destination: webhook
+              fields: {customer_id: customer_id, email: email, sku: event_sku}
+            - name: cart_abandoned
+              event: Product Added
+              absent: {event: Order Completed, minutes: 30}
+              where: {churn_risk_tier: [high, medium]}
+              destination: webhook
+              fields: {customer_id: customer_id, email: email, at: triggered_at}
+"""
+
+
+def _project(tmp_path: Path, text: str = AUDIENCE_YAML) -> Path:
+    folder = tmp_path / "project" / "models" / "audiences"
+    folder.mkdir(parents=True)
+    (folder / "audience_cart_reachable.yml").write_text(text)
+    return tmp_path / "project"
+
+
+def _warehouse(tmp_path: Path) -> Warehouse:
+    """Four customers; c4 is not in the audience (no consent, say), c3 is at low churn risk."""
+    warehouse = Warehouse(target="local", duckdb_path=tmp_path / "warehouse.duckdb")
+    warehouse.execute(
+        [
+            "create schema marts",
+            "create schema audiences",
+            "create table marts.customer_identities as select * from (values "
+            "('c1', 'user_id', 'u1'), ('c2', 'email', 'bea@mail.example.org'), "
+            "('c3', 'user_id', 'u3'), ('c4', 'user_id', 'u4'), ('c1', 'anonymous_id', 'a1')) "
+            "as t(customer_id, identifier_type, identifier_value)",
+            "create table audiences.audience_cart_reachable as select * from (values "
+            "('c1', 'ann@mail.example.org', 'high'), ('c2', 'bea@mail.example.org', 'medium'), "
+            "('c3', 'cy@mail.example.org', 'low')) as t(customer_id, email, churn_risk_tier)",
+        ]
+    )
+    return warehouse
+
+
+def _land(folder: Path, calls: list[dict], received: datetime) -> None:
+    writer = LandingWriter(folder)
+
+    async def run() -> None:
+        await writer.start()
+        await writer.append(land_request("batch", {"batch": calls}, received).lines)
+        await writer.stop()
+
+    asyncio.run(run())
+
+
+def _added(message_id: str, sku: str, **ids: str) -> dict:
+    return {"type": "track", "event": "Product Added", "messageId": message_id,
+            "properties": {"sku": sku, "price": 12.5}, **ids}  # fmt: skip
+
+
+def test_triggers_fire_for_audience_members_and_absence_rules_wait_and_cancel(
+    tmp_path: Path,
+) -> None:
+    triggers = load_triggers(_project(tmp_path), registry())
+    assert [t.name for t in triggers] == ["product_added_now", "cart_abandoned"]
+    stream = tmp_path / "stream"
+    counts = write_snapshot(_warehouse(tmp_path), {t.audience for t in triggers}, stream)
+    assert counts == {"identifiers": 4, "audience_cart_reachable": 3}
+
+    landing = tmp_path / "landing"
+    t0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    _land(
+        landing,
+        [
+            # An anonymous visitor identifies with c2's email: the link is learnt in the stream.
+            {"type": "identify", "anonymousId": "a2", "traits": {"email": " Bea@Mail.example.org"}},
+            _added("m1", "tent", userId="u1"),
+            _added("m2", "stove", anonymousId="a2"),
+            _added("m3", "mat", userId="u3"),  # low churn risk: only the immediate trigger
+            _added("m4", "lamp", userId="u4"),  # not in the audience
+            _added("m5", "rope", anonymousId="stranger"),  # nobody known
+            _added("m6", "pegs", anonymousId="a1"),  # c1 again, through its anonymous id
+        ],
+        t0,
+    )
+    clock = {"now": t0 + timedelta(seconds=5)}
+    with WebhookEmulator(token=SECRET) as hook:
+        env = {"TESSERA_WEBHOOK_URL": hook.url, "TESSERA_WEBHOOK_SECRET": SECRET}
+        worker = StreamWorker(
+            landing, stream, triggers, registry(), env=env, now=lambda: clock["now"]
+        )
+        first = worker.tick()
+        # The snapshot holds the audience's customers only: c4 and the stranger resolve to nobody.
+        assert (first.calls, first.resolved) == (7, 4)
+        assert first.fired == {"product_added_now": 4, "cart_abandoned": 0}
+        assert first.started["cart_abandoned"] == 3
+        assert first.syncs == {"product_added_now": "succeeded"}
+        sent = hook.records_by_key()
+        assert sorted(sent) == ["m1", "m2", "m3", "m6"]
+        assert sent["m2"]["fields"] == {
+            "customer_id": "c2", "email": "bea@mail.example.org", "sku": "stove",
+        }  # fmt: skip
+
+        # c1 orders ten minutes later: its waits end; c2 does not.
+        _land(landing, [{"type": "track", "event": "Order Completed", "userId": "u1",
+                         "messageId": "o1"}], t0 + timedelta(minutes=10))  # fmt: skip
+        clock["now"] = t0 + timedelta(minutes=10, seconds=5)
+        second = worker.tick()
+        assert second.cancelled["cart_abandoned"] == 2 and second.fired["cart_abandoned"] == 0
+
+        clock["now"] = t0 + timedelta(minutes=30, seconds=1)
+        third = worker.tick()
+        assert third.fired == {"product_added_now": 0, "cart_abandoned": 1}
+        assert third.syncs == {"cart_abandoned": "succeeded"}
+        abandoned = [r for r in hook.records.values() if r["fields"].get("at")]
+        assert [(r["key"], r["fields"]["customer_id"]) for r in abandoned] == [("m2", "c2")]
+        assert abandoned[0]["fields"]["at"].startswith("2026-12-07T12:30:00")
+
+        # Nothing new: nothing fires or is sent again.
+        fourth = worker.tick()
+        assert sum(fourth.fired.values()) == 0 and fourth.syncs == {}
+        assert len(hook.records) == 5 and hook.duplicate_count == 0
+
+
+def test_trigger_declarations_name_each_mistake(tmp_path: Path) -> None:
+    bad = (
+        AUDIENCE_YAML.replace("minutes: 30", "minutes: -1")
+        .replace("event: Product Added\n              destination", "destination")
+        .replace("fields: {customer_id: customer_id, email: email, sku: event_sku}", "mode: upsert")
+    )
+    with pytest.raises(TriggerConfigError) as error:
+        load_triggers(_project(tmp_path, bad), registry())
+    problems = "\n".join(error.value.problems)
+    assert "triggers[0].event: required" in problems
+    assert "triggers[0].mode: unknown setting" in problems
+    assert "triggers[0].fields: required" in problems
+    assert "triggers[1].absent.minutes" in problems
