@@ -9,6 +9,7 @@ tessera explain <identifier> [--target local|postgres]
 tessera privacy report [--target local|postgres]
 tessera collect [--host H] [--port P] [--landing DIR] [--write-keys-file F]
 tessera load [--landing DIR] [--follow SECONDS] [--target local|postgres]
+tessera stream [--landing DIR] [--stream-dir DIR] [--interval SECONDS] [--once]
 tessera sync [--sync NAME ...] [--dry-run] [--force] [--full-resync] [--retry-parked]
              [--target local|postgres] [--vars YAML]
 
@@ -36,7 +37,8 @@ from orchestration.activation.engine import SyncError, SyncResult, run_syncs
 from orchestration.collect.landing import DEFAULT_MIN_FREE_BYTES, LandingError, landing_folder
 from orchestration.collect.loader import DEFAULT_MAX_LOAD_BYTES, LoadError, load_landing
 from orchestration.collect.server import CollectorConfigError
-from orchestration.dbt_project import DbtRunError
+from orchestration.collect.triggers import TriggerConfigError
+from orchestration.dbt_project import DbtRunError, project_dir
 from orchestration.demo.generator import TRUTH_TABLES, generate, generate_increment
 from orchestration.demo.shapes import SHAPES, apply_shape
 from orchestration.identity.explain import ExplainError, explain, format_explanation
@@ -294,6 +296,47 @@ def _cmd_load(args: argparse.Namespace) -> None:
         time.sleep(args.follow)
 
 
+def _cmd_stream(args: argparse.Namespace) -> None:
+    import signal
+
+    from orchestration.activation.destinations import registry
+    from orchestration.collect.stream import StreamWorker, stream_folder
+    from orchestration.collect.triggers import load_triggers
+
+    config = ProjectConfig.load(args.vars)
+    destinations = registry()
+    triggers = load_triggers(project_dir(), destinations)
+    if not triggers:
+        raise TriggerConfigError(["no trigger declared under models/audiences"])
+    folder = stream_folder(os.environ, args.stream_dir)
+    worker = StreamWorker(
+        landing_folder(os.environ, args.landing),
+        folder,
+        triggers,
+        destinations,
+        dbt_vars=config.values,
+    )
+    _say(
+        f"stream worker: {len(triggers)} trigger(s) ({', '.join(t.name for t in triggers)}), "
+        f"state in {folder}"
+    )
+    if args.once:
+        report = worker.tick()
+        _say(f"{report.calls:,} calls read, fired {report.fired}, syncs {report.syncs}")
+        return
+    stopping = {"now": False}
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        worker.run(args.interval, _say, lambda: stopping["now"])
+    except KeyboardInterrupt:
+        pass
+    _say("stream worker stopped")
+
+
 def _cmd_privacy_report(args: argparse.Namespace) -> None:
     warehouse = Warehouse.from_env(args.target)
     print(format_privacy_report(privacy_report(warehouse)))
@@ -455,6 +498,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_target(load)
     load.set_defaults(func=_cmd_load)
 
+    stream = commands.add_parser(
+        "stream", help="evaluate the audiences' event triggers as calls land, and send members"
+    )
+    add_landing(stream)
+    stream.add_argument(
+        "--stream-dir",
+        metavar="DIR",
+        help="the worker's state and the trait snapshot (default: $TESSERA_STREAM_DIR, else "
+        ".tessera/stream)",
+    )
+    stream.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between ticks (default 2)"
+    )
+    stream.add_argument("--once", action="store_true", help="run one tick and stop")
+    add_vars(stream)
+    stream.set_defaults(func=_cmd_stream)
+
     privacy = commands.add_parser("privacy", help="consent and deletion status")
     privacy_commands = privacy.add_subparsers(dest="privacy_command", required=True)
     report = privacy_commands.add_parser(
@@ -491,6 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CollectorConfigError,
         LandingError,
         LoadError,
+        TriggerConfigError,
     ) as exc:
         print(f"tessera: error: {exc}", file=sys.stderr)
         return 1

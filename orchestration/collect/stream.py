@@ -43,6 +43,7 @@ import pyarrow as pa
 from orchestration.activation.config import AUDIENCE_SCHEMA
 from orchestration.activation.destination import Destination
 from orchestration.activation.engine import SyncResult, run_sync
+from orchestration.activation.settings import not_configured
 from orchestration.collect.landing import list_segments, read_segment
 from orchestration.collect.triggers import EVENT_PREFIX, TriggerSpec
 from orchestration.collect.warehouse_schema import text_value
@@ -190,6 +191,8 @@ class StreamWorker:
         self.now = now
         self.dbt_vars = dict(dbt_vars or {})
         self.state = Warehouse(target="local", duckdb_path=folder / WORKER_FILE)
+        # Triggers whose last send did not finish: the next tick sends again.
+        self._unsent: dict[str, bool] = {t.name: True for t in self.triggers}
         self._events = {t.event for t in self.triggers} | {
             t.absent_event for t in self.triggers if t.absent_event
         }
@@ -260,9 +263,18 @@ class StreamWorker:
                 if has_snapshot:
                     con.execute("detach snapshot")
         for trigger in self.triggers:
-            if report.fired.get(trigger.name):
+            if report.fired.get(trigger.name) or self._unsent.pop(trigger.name, False):
+                destination = self.registry[trigger.sync.destination]
+                reason = not_configured(destination, trigger.sync.options, self.env)
+                if reason:
+                    # Kept in audiences.<trigger>: sent once the destination is set up.
+                    report.syncs[trigger.name] = f"skipped: {reason}"
+                    continue
                 result = self._send(trigger)
                 report.syncs[trigger.name] = result.status
+                if result.status not in ("succeeded", "skipped"):
+                    # Failed or partial: the engine resends what is left on the next run.
+                    self._unsent[trigger.name] = True
         report.seconds = round(time.perf_counter() - started_at, 3)
         self._write_status(report)
         return report
