@@ -191,8 +191,9 @@ class StreamWorker:
         self.now = now
         self.dbt_vars = dict(dbt_vars or {})
         self.state = Warehouse(target="local", duckdb_path=folder / WORKER_FILE)
-        # Triggers whose last send did not finish: the next tick sends again.
-        self._unsent: dict[str, bool] = {t.name: True for t in self.triggers}
+        # Triggers whose last send did not finish: the next tick sends again. On start, every
+        # trigger with members stored (a worker stopped mid-send leaves some unsent).
+        self._unsent: dict[str, bool] | None = None
         self._events = {t.event for t in self.triggers} | {
             t.absent_event for t in self.triggers if t.absent_event
         }
@@ -246,6 +247,12 @@ class StreamWorker:
         snapshot = self.folder / SNAPSHOT_FILE
         with self.state.duckdb_connection() as con:
             self._ensure_state(con)
+            if self._unsent is None:
+                stored = con.execute(
+                    "select table_name from information_schema.tables where table_schema = ?",
+                    [AUDIENCE_SCHEMA],
+                ).fetchall()
+                self._unsent = {name: True for (name,) in stored}
             records, moved, report.lag_bytes = self._read_calls(con)
             report.calls = len(records)
             has_snapshot = snapshot.exists()
@@ -263,6 +270,7 @@ class StreamWorker:
                 if has_snapshot:
                     con.execute("detach snapshot")
         for trigger in self.triggers:
+            assert self._unsent is not None
             if report.fired.get(trigger.name) or self._unsent.pop(trigger.name, False):
                 destination = self.registry[trigger.sync.destination]
                 reason = not_configured(destination, trigger.sync.options, self.env)

@@ -155,3 +155,24 @@ def test_trigger_declarations_name_each_mistake(tmp_path: Path) -> None:
     assert "triggers[0].mode: unknown setting" in problems
     assert "triggers[0].fields: required" in problems
     assert "triggers[1].absent.minutes" in problems
+
+
+def test_members_wait_for_an_unconfigured_destination_and_a_new_worker_sends_them(
+    tmp_path: Path,
+) -> None:
+    triggers = [t for t in load_triggers(_project(tmp_path), registry()) if not t.absent_event]
+    stream = tmp_path / "stream"
+    write_snapshot(_warehouse(tmp_path), {t.audience for t in triggers}, stream)
+    landing = tmp_path / "landing"
+    _land(landing, [_added("m1", "tent", userId="u1")], datetime.now(UTC))
+    unconfigured = StreamWorker(landing, stream, triggers, registry(), env={})
+    first = unconfigured.tick()
+    assert first.fired == {"product_added_now": 1}
+    assert first.syncs["product_added_now"].startswith("skipped: webhook is not configured")
+    with WebhookEmulator(token=SECRET) as hook:
+        env = {"TESSERA_WEBHOOK_URL": hook.url, "TESSERA_WEBHOOK_SECRET": SECRET}
+        restarted = StreamWorker(landing, stream, triggers, registry(), env=env)
+        second = restarted.tick()
+        assert second.calls == 0 and second.syncs == {"product_added_now": "succeeded"}
+        assert sorted(hook.records_by_key()) == ["m1"]
+        assert restarted.tick().syncs == {}
