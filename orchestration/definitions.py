@@ -15,8 +15,17 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
 from orchestration.activation.assets import build_sync_assets
-from orchestration.collect.assets import build_landing_sensor, build_loader_asset, is_event_table
+from orchestration.activation.destinations import registry
+from orchestration.collect.assets import (
+    build_landing_sensor,
+    build_loader_asset,
+    build_stream_assets,
+    build_stream_worker_sensor,
+    is_event_table,
+)
 from orchestration.collect.landing import landing_folder
+from orchestration.collect.stream import stream_folder
+from orchestration.collect.triggers import load_triggers
 from orchestration.dbt_assets import (
     RawTable,
     build_dbt_assets,
@@ -40,12 +49,20 @@ ADAPTERS = {"local": "duckdb", "postgres": "postgres"}
 
 
 def extra_assets(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    """Python assets outside dbt: the predictive models and one asset per declared sync. Each
-    takes its upstream keys from ``dbt_assets`` with ``get_asset_key_for_model``; the job,
-    schedule and sensor pick them up without further wiring."""
+    """Python assets outside dbt: the predictive models, one asset per declared sync and, when
+    triggers are declared, the stream worker's snapshot. Each takes its upstream keys from
+    ``dbt_assets`` with ``get_asset_key_for_model``; the job, schedule and sensor pick them up
+    without further wiring."""
+
+    def model_key(model: str) -> dg.AssetKey:
+        return get_asset_key_for_model([dbt_assets], model)
+
     return [
         build_predictive_assets(dbt_assets),
-        *build_sync_assets(lambda model: get_asset_key_for_model([dbt_assets], model)),
+        *build_sync_assets(model_key),
+        *build_stream_assets(
+            load_triggers(project_dir(), registry()), model_key, model_key("customer_identities")
+        ),
     ]
 
 
@@ -202,7 +219,11 @@ def build_defs(
         asset_checks=[identity_health, *extra_asset_checks(dbt_assets, manifest)],
         jobs=[full_build],
         schedules=[daily],
-        sensors=[build_raw_rows_sensor(tables, JOB_NAME), landing_sensor],
+        sensors=[
+            build_raw_rows_sensor(tables, JOB_NAME),
+            landing_sensor,
+            build_stream_worker_sensor(settings.stream_dir),
+        ],
         resources={
             "dbt": DbtCliResource(
                 project_dir=project, target=warehouse.target, dbt_executable=dbt_executable()
@@ -221,6 +242,10 @@ def defs() -> dg.Definitions:
     warehouse = Warehouse.from_env()
     # A deployment (``make ui``, the daemon) gives its var overrides in TESSERA_VARS, as YAML.
     config = ProjectConfig.load(os.environ.get(VARS_ENV))
-    landing = project_dir() / landing_folder(os.environ)
-    settings = RunSettings.of(config, output_dir=project_dir() / "output", landing_dir=landing)
+    settings = RunSettings.of(
+        config,
+        output_dir=project_dir() / "output",
+        landing_dir=project_dir() / landing_folder(os.environ),
+        stream_dir=project_dir() / stream_folder(os.environ),
+    )
     return build_defs(warehouse, settings)

@@ -81,6 +81,8 @@ class RunSettings(dg.ConfigurableResource):
     full_refresh: bool = False
     #: The collector's landing folder the loader reads (orchestration/collect).
     landing_dir: str = ".tessera/landing"
+    #: The stream worker's folder: its state and the trigger snapshot (orchestration/collect).
+    stream_dir: str = ".tessera/stream"
 
     @classmethod
     def of(
@@ -89,12 +91,14 @@ class RunSettings(dg.ConfigurableResource):
         output_dir: Path | None = None,
         full_refresh: bool = False,
         landing_dir: Path | None = None,
+        stream_dir: Path | None = None,
     ) -> RunSettings:
         return cls(
             dbt_vars=config.overrides_json() if config is not None else "{}",
             output_dir=str(output_dir) if output_dir is not None else "output",
             full_refresh=full_refresh,
             landing_dir=str(landing_dir) if landing_dir is not None else ".tessera/landing",
+            stream_dir=str(stream_dir) if stream_dir is not None else ".tessera/stream",
         )
 
     def config(self) -> ProjectConfig:

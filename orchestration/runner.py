@@ -27,6 +27,7 @@ from typing import Any
 import dagster as dg
 
 from orchestration.collect.landing import landing_folder
+from orchestration.collect.stream import stream_folder
 from orchestration.dbt_project import project_dir
 from orchestration.definitions import JOB_NAME, build_defs
 from orchestration.project import ProjectConfig
@@ -184,7 +185,9 @@ def run_full_build(
     else .tessera/landing)."""
     config = config or ProjectConfig.load()
     landing = landing_dir or landing_folder(os.environ)
-    settings = RunSettings.of(config, output_dir, full_refresh, landing_dir=landing)
+    settings = RunSettings.of(
+        config, output_dir, full_refresh, landing_dir=landing, stream_dir=stream_folder(os.environ)
+    )
     if verbose:
         return _run(warehouse, settings, say, say, verbose=True)
     folder = project_dir() / ".tessera" / "logs"

@@ -1,5 +1,5 @@
 """The collector's calls in Dagster: the loader as the asset producing the event source tables,
-and a sensor that runs it when calls land.
+a sensor that runs it when calls land, and the stream worker's snapshot and health.
 
 The loader materializes the raw tables the event staging reads (``segment/identifies``,
 ``segment/tracks``, ``segment/pages``; with Segment's warehouse schema also the event tables and
@@ -14,13 +14,17 @@ of the tables whose rows changed, as for any other load.
 """
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from orchestration.collect.landing import list_segments
 from orchestration.collect.loader import load_landing
+from orchestration.collect.stream import SNAPSHOT_FILE, STATUS_FILE, write_snapshot
+from orchestration.collect.triggers import TriggerSpec
 from orchestration.dbt_assets import RAW_GROUP, RawTable
 from orchestration.resources import RunSettings, WarehouseResource
 
@@ -117,3 +121,104 @@ def build_landing_sensor(
         return dg.SensorResult(run_requests=[request], cursor=cursor)
 
     return landing_sensor
+
+
+STREAM_GROUP = "syncs"
+SNAPSHOT_KEY = dg.AssetKey(["stream", "trigger_snapshot"])
+WORKER_KEY = dg.AssetKey(["stream", "stream_worker"])
+#: A worker that has not written its status for this long is reported stale.
+STALE_AFTER_SECONDS = 60.0
+
+
+def build_stream_assets(
+    triggers: Sequence[TriggerSpec],
+    audience_key: Callable[[str], dg.AssetKey],
+    identities_key: dg.AssetKey,
+) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """The trait snapshot the stream worker reads, rebuilt after its audiences, and the worker
+    itself as an asset Dagster observes (its health and lag, from ``stream_worker_sensor``).
+    Nothing when no trigger is declared."""
+    if not triggers:
+        return []
+    audiences = sorted({trigger.audience for trigger in triggers})
+
+    @dg.asset(
+        key=SNAPSHOT_KEY,
+        deps=[identities_key, *(audience_key(audience) for audience in audiences)],
+        group_name=STREAM_GROUP,
+        description=(
+            "The audiences of the event triggers and their customers' identifiers, written for "
+            "`tessera stream` as a file of its own (the worker never reads the warehouse)."
+        ),
+    )
+    def trigger_snapshot(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: RunSettings
+    ) -> dg.MaterializeResult:
+        folder = Path(settings.stream_dir)
+        counts = write_snapshot(warehouse.get(), audiences, folder)
+        context.log.info(f"trigger snapshot in {folder}: {counts}")
+        return dg.MaterializeResult(
+            metadata={f"rows_{table}": rows for table, rows in counts.items()}
+            | {"path": str(folder / SNAPSHOT_FILE)}
+        )
+
+    worker = dg.AssetSpec(
+        key=WORKER_KEY,
+        deps=[SNAPSHOT_KEY],
+        group_name=STREAM_GROUP,
+        description=(
+            "`tessera stream`: evaluates the triggers "
+            f"({', '.join(trigger.name for trigger in triggers)}) as calls land. Observed by "
+            "stream_worker_sensor: heartbeat age, landing lag, members fired and sent."
+        ),
+    )
+    return [trigger_snapshot, worker]
+
+
+def worker_health(status: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """What Dagster shows of the worker, from its status file (None: it never ran)."""
+    if status is None:
+        return {"healthy": False, "reason": "the worker has not run (no status file)"}
+    age = (now - datetime.fromisoformat(status["updated_at"])).total_seconds()
+    tick = status.get("last_tick") or {}
+    healthy = age <= STALE_AFTER_SECONDS
+    failed = sorted(
+        name for name, outcome in (tick.get("syncs") or {}).items() if outcome == "failed"
+    )
+    return {
+        "healthy": healthy and not failed,
+        "reason": (
+            f"no status for {age:.0f} s"
+            if not healthy
+            else f"failed sends: {', '.join(failed)}"
+            if failed
+            else "ok"
+        ),
+        "heartbeat_age_seconds": round(age, 1),
+        "landing_lag_bytes": tick.get("lag_bytes", 0),
+        "calls_last_tick": tick.get("calls", 0),
+        "fired_last_tick": sum((tick.get("fired") or {}).values()),
+        "tick_seconds": tick.get("seconds", 0.0),
+        "snapshot_built_at": status.get("snapshot_built_at"),
+    }
+
+
+def build_stream_worker_sensor(stream_dir: str) -> dg.SensorDefinition:
+    """Records the stream worker's health and lag as an observation of its asset."""
+
+    @dg.sensor(
+        name="stream_worker_sensor",
+        minimum_interval_seconds=30,
+        description="Observes `tessera stream`: heartbeat, landing lag, members fired.",
+    )
+    def stream_worker_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        path = Path(stream_dir) / STATUS_FILE
+        try:
+            status = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            status = None
+        health = worker_health(status, datetime.now(UTC))
+        observation = dg.AssetObservation(asset_key=WORKER_KEY, metadata=health)
+        return dg.SensorResult(asset_events=[observation], skip_reason=health["reason"])
+
+    return stream_worker_sensor

@@ -20,7 +20,9 @@ import pytest
 from websockets.sync.client import connect
 
 from orchestration.activation.config import declared_sync_names
+from orchestration.activation.destinations import registry
 from orchestration.cli import generate_into
+from orchestration.collect.triggers import load_triggers
 from orchestration.predictive.assets import PREDICTION_TABLES
 from orchestration.warehouse import Warehouse
 
@@ -191,13 +193,15 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
         "syncs",
     }
     assert layers <= lines
-    # Every model, seed, predictive table and sync, and the three event tables the collector's
-    # loader writes; the other raw tables are external, nothing to materialize there.
+    # Every model, seed, predictive table and sync, the three event tables the collector's
+    # loader writes and the stream worker's trigger snapshot; the other raw tables and the
+    # worker itself are external, nothing to materialize there.
     models = len(list((PROJECT / "models").rglob("*.sql")))
     seeds = len(list((PROJECT / "seeds").glob("*.csv")))
     syncs = len(declared_sync_names(PROJECT))
     loaded = len(["identifies", "tracks", "pages"])
-    total = models + seeds + len(PREDICTION_TABLES) + syncs + loaded
+    snapshot = 1 if load_triggers(PROJECT, registry()) else 0
+    total = models + seeds + len(PREDICTION_TABLES) + syncs + loaded + snapshot
     assert f"Materialize all ({total})" in text
     browser.screenshot(ARTIFACTS / "asset-lineage.png")
 
