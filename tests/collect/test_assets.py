@@ -106,3 +106,23 @@ def test_loading_into_tables_of_another_shape_is_refused_and_loads_nothing(tmp_p
         load_landing(warehouse, landing, "raw")
     assert warehouse.query("select count(*) from raw.tracks") == [(0,)]
     assert warehouse.query("select count(*) from raw.tessera_landed_segments") == [(0,)]
+
+
+def test_the_worker_is_healthy_while_its_status_is_fresh_and_its_sends_succeed() -> None:
+    from datetime import timedelta
+
+    from orchestration.collect.assets import worker_health
+
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    tick = {"calls": 40, "fired": {"a": 2, "b": 1}, "syncs": {"a": "succeeded"}, "lag_bytes": 10}
+    status = {"updated_at": (now - timedelta(seconds=5)).isoformat(), "last_tick": tick}
+    health = worker_health(status, now)
+    assert health["healthy"] and health["fired_last_tick"] == 3
+    assert health["heartbeat_age_seconds"] == 5.0 and health["landing_lag_bytes"] == 10
+    stale = worker_health({**status, "updated_at": (now - timedelta(minutes=5)).isoformat()}, now)
+    assert not stale["healthy"] and stale["reason"] == "no status for 300 s"
+    failing = worker_health({**status, "last_tick": {**tick, "syncs": {"a": "failed"}}}, now)
+    assert not failing["healthy"] and failing["reason"] == "failed sends: a"
+    assert worker_health(None, now) == {
+        "healthy": False, "reason": "the worker has not run (no status file)",
+    }  # fmt: skip

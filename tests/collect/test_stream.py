@@ -176,3 +176,42 @@ def test_members_wait_for_an_unconfigured_destination_and_a_new_worker_sends_the
         assert second.calls == 0 and second.syncs == {"product_added_now": "succeeded"}
         assert sorted(hook.records_by_key()) == ["m1"]
         assert restarted.tick().syncs == {}
+
+
+@pytest.mark.integration
+def test_the_snapshot_is_written_from_postgres_as_from_duckdb(
+    tmp_path: Path, postgres_server
+) -> None:
+    duck = _warehouse(tmp_path)
+    postgres = Warehouse(
+        target="postgres", postgres=postgres_server.create_database("stream_snapshot")
+    )
+    postgres.execute(
+        [
+            "create schema marts",
+            "create schema audiences",
+            "create table marts.customer_identities (customer_id text, identifier_type text, "
+            "identifier_value text)",
+            "create table audiences.audience_cart_reachable (customer_id text, email text, "
+            "churn_risk_tier text)",
+        ]
+    )
+    with postgres.postgres_connection() as con, con.transaction():
+        for table in ("marts.customer_identities", "audiences.audience_cart_reachable"):
+            rows = duck.query(f"select * from {table}")
+            marks = ", ".join(["%s"] * len(rows[0]))
+            con.cursor().executemany(f"insert into {table} values ({marks})", rows)
+    counts = {
+        name: write_snapshot(warehouse, ["audience_cart_reachable"], tmp_path / name)
+        for name, warehouse in (("duckdb", duck), ("postgres", postgres))
+    }
+    assert counts["duckdb"] == counts["postgres"] == {
+        "identifiers": 4, "audience_cart_reachable": 3,
+    }  # fmt: skip
+    snapshots = [
+        Warehouse(target="local", duckdb_path=tmp_path / name / "snapshot.duckdb").query(
+            "select customer_id, identifier_type, identifier_value from identifiers order by all"
+        )
+        for name in ("duckdb", "postgres")
+    ]
+    assert snapshots[0] == snapshots[1]
