@@ -1,5 +1,9 @@
 """Emulator of a webhook receiver: signed JSON batches, recorded idempotently by record id.
 
+``GET {path}/received`` (signed like a POST, over an empty body) lists the records stored, each
+with ``received_at``, the Unix time it arrived: how bench/freshness.py, running the receiver in
+its own process, learns when each member was delivered.
+
 Request (one batch per request)::
 
     POST {path}                                   (default path: /webhook)
@@ -121,6 +125,8 @@ class WebhookEmulator(Emulator):
         self.tolerance_seconds = tolerance_seconds
         #: First delivery of each record id, in arrival order.
         self.records: dict[str, dict[str, Any]] = {}
+        #: Unix time each stored record arrived (bench/freshness.py measures delivery by it).
+        self.received_at: dict[str, float] = {}
         #: Deliveries per record id (2 or more: the sender sent it again).
         self.deliveries: Counter[str] = Counter()
         #: Accepted request bodies, in arrival order.
@@ -146,7 +152,23 @@ class WebhookEmulator(Emulator):
             return {record["key"]: record for record in self.records.values()}
 
     def routes(self) -> list[Route]:
-        return [route("POST", f"{self.path}/?", self._receive)]
+        return [
+            route("POST", f"{self.path}/?", self._receive),
+            route("GET", f"{self.path}/received/?", self._received),
+        ]
+
+    def _received(self, request: Request) -> Response:
+        """Every record stored, with the Unix time it arrived: what a receiver would show."""
+        with self.lock:
+            return Response(
+                200,
+                {
+                    "records": [
+                        {**record, "received_at": self.received_at[record_id]}
+                        for record_id, record in self.records.items()
+                    ]
+                },
+            )
 
     def authenticate(self, request: Request) -> Response | None:
         signature = request.headers.get(SIGNATURE_HEADER)
@@ -200,6 +222,7 @@ class WebhookEmulator(Emulator):
                 duplicates += 1
             else:
                 self.records[record["id"]] = record
+                self.received_at[record["id"]] = time.time()
                 accepted += 1
         self.batches.append(body)
         answer: dict[str, Any] = {
