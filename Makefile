@@ -80,6 +80,7 @@ bench: install postgres
 	$(BIN)/python bench/predictive.py
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/collect.py
+	$(BIN)/python bench/freshness.py
 
 clean:
 	rm -rf target logs .tessera tessera.duckdb tessera.duckdb.wal output

@@ -42,7 +42,7 @@ from pathlib import Path
 import requests
 from segment.analytics import Client
 
-from emulators.webhook import signed_headers
+from orchestration.activation.destinations.webhook import signature
 from orchestration.collect.stream import write_snapshot
 from orchestration.warehouse import Warehouse
 
@@ -169,7 +169,7 @@ def main() -> None:
         hook = subprocess.Popen(
             [sys.executable, "-m", "emulators", "webhook", "--port", str(hook_port),
              "--token", SECRET],
-            cwd=ROOT, stdout=subprocess.DEVNULL,
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         processes.append(hook)
         _wait_port(hook_port, hook, "the webhook emulator")
@@ -180,7 +180,7 @@ def main() -> None:
             [sys.executable, "-m", "orchestration.cli", "collect", "--port", str(collect_port),
              "--landing", str(landing)],
             env={**env, "TESSERA_COLLECT_WRITE_KEYS": WRITE_KEY}, cwd=ROOT,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         processes.append(collector)
         _wait_port(collect_port, collector, "the collector")
@@ -222,9 +222,12 @@ def main() -> None:
         deadline = time.time() + args.absence_seconds + 180
         records: list[dict] = []
         while time.time() < deadline:
-            answer = requests.get(
-                f"{hook_url}/received", headers=signed_headers(SECRET, b""), timeout=30
-            )
+            stamp = str(int(time.time()))
+            headers = {
+                "X-Tessera-Timestamp": stamp,
+                "X-Tessera-Signature": signature(SECRET, stamp, b""),
+            }
+            answer = requests.get(f"{hook_url}/received", headers=headers, timeout=30)
             records = answer.json()["records"]
             immediate = [r for r in records if "product_id" in r["fields"]]
             absence = [r for r in records if "abandoned_at" in r["fields"]]
