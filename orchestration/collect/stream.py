@@ -54,6 +54,9 @@ DEFAULT_STREAM = Path(".tessera") / "stream"
 SNAPSHOT_FILE = "snapshot.duckdb"
 WORKER_FILE = "worker.duckdb"
 STATUS_FILE = "status.json"
+#: Landed bytes one tick reads at most (whole segments, so up to one segment more): a worker
+#: started on a backlog catches up over several ticks in bounded memory.
+MAX_TICK_BYTES = 32 * 1024 * 1024
 #: The identifier types a call can carry, in the order they decide its customer.
 CALL_IDENTIFIERS = ("user_id", "email", "anonymous_id", "device_id")
 
@@ -223,7 +226,10 @@ class StreamWorker:
         records: list[dict[str, Any]] = []
         moved: dict[str, int] = {}
         lag = 0
+        taken = 0
         for segment in list_segments(self.landing):
+            if taken >= MAX_TICK_BYTES:
+                break  # a backlog: the next tick goes on from here
             start = offsets.get(segment.name, 0)
             try:
                 read = read_segment(segment, start)
@@ -231,6 +237,7 @@ class StreamWorker:
                 continue
             if read.end != start:
                 moved[segment.name] = read.end
+                taken += read.end - start
             records += [orjson.loads(line) for line in read.lines]
         for segment in list_segments(self.landing):
             try:
