@@ -464,9 +464,8 @@ class StreamWorker:
                 )
                 fired.append((call, due_at))
                 members[customer_id] = due_members[customer_id]
-        report.fired[name] = len(fired)
-        if fired:
-            self._store_members(con, trigger, fired, members)
+        # A call a client sent twice fires once: members are stored by trigger_id.
+        report.fired[name] = self._store_members(con, trigger, fired, members) if fired else 0
 
     def _store_members(
         self,
@@ -474,9 +473,14 @@ class StreamWorker:
         trigger: TriggerSpec,
         fired: list[tuple[_Call, datetime]],
         members: Mapping[str, Mapping[str, Any]],
-    ) -> None:
+    ) -> int:
+        """Store the members fired whose trigger_id is new; return how many were."""
         rows = []
+        seen: set[str] = set()
         for call, at in fired:
+            if call.message_id in seen:
+                continue
+            seen.add(call.message_id)
             row = {
                 "trigger_id": call.message_id,
                 "triggered_at": at,
@@ -493,12 +497,13 @@ class StreamWorker:
             con.execute(
                 f"create table if not exists {target} as select * from fired_members limit 0"
             )
-            con.execute(
+            inserted = con.execute(
                 f"insert into {target} by name select * from fired_members "
                 f"where trigger_id not in (select trigger_id from {target})"
-            )
+            ).fetchone()[0]
         finally:
             con.unregister("fired_members")
+        return int(inserted)
 
     def _send(self, trigger: TriggerSpec) -> SyncResult:
         return run_sync(

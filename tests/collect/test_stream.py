@@ -215,3 +215,30 @@ def test_the_snapshot_is_written_from_postgres_as_from_duckdb(
         for name in ("duckdb", "postgres")
     ]
     assert snapshots[0] == snapshots[1]
+
+
+def test_a_trigger_to_a_table_writes_each_firing_once_to_the_file_it_names(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "exports.duckdb"
+    text = AUDIENCE_YAML.split("            - name: cart_abandoned")[0].replace(
+        "destination: webhook\n              fields: {customer_id: customer_id, email: email, "
+        "sku: event_sku}",
+        "destination: table\n              fields: {customer_id: customer_id, sku: event_sku}\n"
+        f"              options: {{duckdb_path: '{out}', table: added_to_cart}}",
+    )
+    triggers = load_triggers(_project(tmp_path, text), registry())
+    assert [(t.name, t.sync.destination) for t in triggers] == [("product_added_now", "table")]
+    stream = tmp_path / "stream"
+    write_snapshot(_warehouse(tmp_path), ["audience_cart_reachable"], stream)
+    landing = tmp_path / "landing"
+    received = datetime.now(UTC)
+    _land(landing, [_added("m1", "tent", userId="u1"), _added("m2", "mat", userId="u3")], received)
+    worker = StreamWorker(landing, stream, triggers, registry(), env={})
+    assert worker.tick().syncs == {"product_added_now": "succeeded"}
+    _land(landing, [_added("m1", "tent", userId="u1")], received)  # the same call, retried
+    assert worker.tick().fired == {"product_added_now": 0}
+    rows = Warehouse(target="local", duckdb_path=out).query(
+        "select trigger_id, customer_id, sku from activation_exports.added_to_cart order by 1"
+    )
+    assert rows == [("m1", "c1", "tent"), ("m2", "c3", "mat")]
