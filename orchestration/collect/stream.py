@@ -159,8 +159,10 @@ class TickReport:
     cancelled: dict[str, int] = field(default_factory=dict)
     fired: dict[str, int] = field(default_factory=dict)
     syncs: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
     lag_bytes: int = 0
     seconds: float = 0.0
+    waiting_for_snapshot: bool = False
 
 
 @dataclass
@@ -197,6 +199,7 @@ class StreamWorker:
         # Triggers whose last send did not finish: the next tick sends again. On start, every
         # trigger with members stored (a worker stopped mid-send leaves some unsent).
         self._unsent: dict[str, bool] | None = None
+        self._said_waiting = False
         self._events = {t.event for t in self.triggers} | {
             t.absent_event for t in self.triggers if t.absent_event
         }
@@ -252,6 +255,11 @@ class StreamWorker:
         started_at = time.perf_counter()
         report = TickReport()
         snapshot = self.folder / SNAPSHOT_FILE
+        if not snapshot.exists():
+            # Nothing can be resolved yet: leave the calls landed until a build writes one.
+            report.waiting_for_snapshot = True
+            self._write_status(report)
+            return report
         with self.state.duckdb_connection() as con:
             self._ensure_state(con)
             if self._unsent is None:
@@ -285,8 +293,16 @@ class StreamWorker:
                     # Kept in audiences.<trigger>: sent once the destination is set up.
                     report.syncs[trigger.name] = f"skipped: {reason}"
                     continue
-                result = self._send(trigger)
+                try:
+                    result = self._send(trigger)
+                except Exception as exc:
+                    report.syncs[trigger.name] = "failed"
+                    report.errors[trigger.name] = f"{type(exc).__name__}: {exc}"
+                    self._unsent[trigger.name] = True
+                    continue
                 report.syncs[trigger.name] = result.status
+                if result.error:
+                    report.errors[trigger.name] = result.error
                 if result.status not in ("succeeded", "skipped"):
                     # Failed or partial: the engine resends what is left on the next run.
                     self._unsent[trigger.name] = True
@@ -525,7 +541,18 @@ class StreamWorker:
     def run(self, interval: float, say: Callable[[str], None], stop: Callable[[], bool]) -> None:
         """Tick every ``interval`` seconds until ``stop()``; say what each busy tick did."""
         while not stop():
-            report = self.tick()
+            try:
+                report = self.tick()
+            except Exception as exc:
+                # The next tick starts again from what was committed: nothing is lost.
+                say(f"tick failed, retrying in {interval:g}s: {type(exc).__name__}: {exc}")
+                time.sleep(interval)
+                continue
+            for name, error in report.errors.items():
+                say(f"{name}: {error}")
+            if report.waiting_for_snapshot and not self._said_waiting:
+                say(f"waiting for {self.folder / SNAPSHOT_FILE}: run the batch build once")
+                self._said_waiting = True
             if report.calls or any(report.fired.values()):
                 fired = ", ".join(f"{k} {v}" for k, v in report.fired.items() if v) or "none"
                 say(

@@ -242,3 +242,18 @@ def test_a_trigger_to_a_table_writes_each_firing_once_to_the_file_it_names(
         "select trigger_id, customer_id, sku from activation_exports.added_to_cart order by 1"
     )
     assert rows == [("m1", "c1", "tent"), ("m2", "c3", "mat")]
+
+
+def test_calls_wait_in_the_landing_folder_until_a_build_writes_the_first_snapshot(
+    tmp_path: Path,
+) -> None:
+    triggers = [t for t in load_triggers(_project(tmp_path), registry()) if not t.absent_event]
+    stream = tmp_path / "stream"
+    landing = tmp_path / "landing"
+    _land(landing, [_added("m1", "tent", userId="u1")], datetime.now(UTC))
+    worker = StreamWorker(landing, stream, triggers, registry(), env={})
+    early = worker.tick()
+    assert early.waiting_for_snapshot and early.calls == 0
+    write_snapshot(_warehouse(tmp_path), ["audience_cart_reachable"], stream)
+    later = worker.tick()
+    assert (later.calls, later.fired) == (1, {"product_added_now": 1})
