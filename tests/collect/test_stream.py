@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
 from emulators.webhook import WebhookEmulator
 from orchestration.activation.destinations import registry
@@ -44,7 +45,8 @@ def _project(tmp_path: Path, text: str = AUDIENCE_YAML) -> Path:
 
 
 def _warehouse(tmp_path: Path) -> Warehouse:
-    """Four customers; c4 is not in the audience (no consent, say), c3 is at low churn risk."""
+    """Four customers; c4 is not in the audience, c3 is at low churn risk and has not consented
+    to email marketing (the audience keeps it: a webhook has no consent purpose)."""
     warehouse = Warehouse(target="local", duckdb_path=tmp_path / "warehouse.duckdb")
     warehouse.execute(
         [
@@ -55,8 +57,10 @@ def _warehouse(tmp_path: Path) -> Warehouse:
             "('c3', 'user_id', 'u3'), ('c4', 'user_id', 'u4'), ('c1', 'anonymous_id', 'a1')) "
             "as t(customer_id, identifier_type, identifier_value)",
             "create table audiences.audience_cart_reachable as select * from (values "
-            "('c1', 'ann@mail.example.org', 'high'), ('c2', 'bea@mail.example.org', 'medium'), "
-            "('c3', 'cy@mail.example.org', 'low')) as t(customer_id, email, churn_risk_tier)",
+            "('c1', 'ann@mail.example.org', 'high', true), "
+            "('c2', 'bea@mail.example.org', 'medium', true), "
+            "('c3', 'cy@mail.example.org', 'low', false)) "
+            "as t(customer_id, email, churn_risk_tier, has_consent_email_marketing)",
         ]
     )
     return warehouse
@@ -193,7 +197,7 @@ def test_the_snapshot_is_written_from_postgres_as_from_duckdb(
             "create table marts.customer_identities (customer_id text, identifier_type text, "
             "identifier_value text)",
             "create table audiences.audience_cart_reachable (customer_id text, email text, "
-            "churn_risk_tier text)",
+            "churn_risk_tier text, has_consent_email_marketing boolean)",
         ]
     )
     with postgres.postgres_connection() as con, con.transaction():
@@ -257,3 +261,37 @@ def test_calls_wait_in_the_landing_folder_until_a_build_writes_the_first_snapsho
     write_snapshot(_warehouse(tmp_path), ["audience_cart_reachable"], stream)
     later = worker.tick()
     assert (later.calls, later.fired) == (1, {"product_added_now": 1})
+
+
+def test_a_trigger_to_a_hubspot_list_creates_each_member_and_adds_it_to_the_list(
+    tmp_path: Path,
+) -> None:
+    from emulators.hubspot import HubSpotEmulator
+
+    text = AUDIENCE_YAML.split("            - name: cart_abandoned")[0].replace(
+        "destination: webhook\n              fields: {customer_id: customer_id, email: email, "
+        "sku: event_sku}",
+        "destination: hubspot\n              fields: {email: email}\n"
+        "              options: {list_id: '1'}",
+    )
+    triggers = load_triggers(_project(tmp_path, text), registry())
+    stream = tmp_path / "stream"
+    write_snapshot(_warehouse(tmp_path), ["audience_cart_reachable"], stream)
+    landing = tmp_path / "landing"
+    calls = [_added("m1", "tent", userId="u1"), _added("m2", "mat", userId="u3")]
+    _land(landing, calls, datetime.now(UTC))
+    with HubSpotEmulator(token="hs-token") as hubspot:
+        created = requests.post(
+            f"{hubspot.base_url}/crm/v3/lists",
+            json={"name": "Added to cart", "objectTypeId": "0-1", "processingType": "MANUAL"},
+            headers={"Authorization": "Bearer hs-token"},
+            timeout=10,
+        )
+        assert created.json()["list"]["listId"] == "1"
+        env = {"TESSERA_HUBSPOT_BASE_URL": hubspot.base_url, "TESSERA_HUBSPOT_TOKEN": "hs-token"}
+        worker = StreamWorker(landing, stream, triggers, registry(), env=env)
+        assert worker.tick().syncs == {"product_added_now": "succeeded"}
+        # HubSpot is for email marketing: c3, who did not consent to it, is not sent.
+        emails = sorted(contact.properties["email"] for contact in hubspot.contacts.values())
+        assert emails == ["ann@mail.example.org"]
+        assert len(hubspot.list_members("1")) == 1
