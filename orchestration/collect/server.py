@@ -170,6 +170,10 @@ def build_app(writer: LandingWriter, write_keys: WriteKeys) -> Starlette:
     """The collector's ASGI app; ``writer`` is started and stopped with it."""
     stats = CollectorStats()
 
+    def unauthorized() -> Response:
+        stats.refused["unauthorized"] += 1
+        return _answer(401, "unauthorized", "no write key, or one this collector does not know")
+
     async def collect(request: Request) -> Response:
         path_type = request.path_params["call"]
         if path_type != "batch" and path_type not in ENDPOINT_TYPES:
@@ -177,24 +181,20 @@ def build_app(writer: LandingWriter, write_keys: WriteKeys) -> Starlette:
         stats.requests += 1
         limit = MAX_BATCH_BYTES if path_type == "batch" else MAX_EVENT_BYTES
         header_key = basic_auth_user(request.headers.get("authorization"))
+        authenticated = False
         try:
             body = await _read_body(request, limit)
             document = parse_body(body, limit)
-            if not write_keys.known(header_key or write_key_of(document)):
-                stats.refused["unauthorized"] += 1
-                return _answer(
-                    401, "unauthorized", "no write key, or one this collector does not know"
-                )
+            authenticated = write_keys.known(header_key or write_key_of(document))
+            if not authenticated:
+                return unauthorized()
             client = request.client.host if request.client else None
             accepted = land_request(path_type, document, now(), request_ip=client)
             await writer.append(accepted.lines)
         except RequestRefused as refused:
-            # An unauthenticated request learns nothing about its body.
-            if not write_keys.known(header_key):
-                stats.refused["unauthorized"] += 1
-                return _answer(
-                    401, "unauthorized", "no write key, or one this collector does not know"
-                )
+            # A request not known to be authenticated learns nothing about its body.
+            if not (authenticated or write_keys.known(header_key)):
+                return unauthorized()
             stats.refused[refused.reason] += 1
             return _answer(400, refused.reason, str(refused))
         except Backpressure as busy:

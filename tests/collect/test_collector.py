@@ -239,6 +239,17 @@ def test_oversize_unauthenticated_and_malformed_requests_get_their_answers_and_s
                 Authorization=basic,
             ),
         ),
+        # The body's write key authenticates as well as Basic auth: the malformed call gets
+        # its 400, not a 401 (the collector once answered 401 when only the body held the key).
+        (
+            "malformed call, key in the body",
+            400,
+            "no_user_anon_id",
+            _post(
+                batch_url,
+                orjson.dumps({"batch": [{"type": "track", "event": "E"}], "writeKey": WRITE_KEY}),
+            ),
+        ),
         (
             "2,501 calls",
             400,
