@@ -59,6 +59,11 @@ _POSTGRES_TYPES = {
 _COPY_BATCH_ROWS = 200_000
 
 
+def quote_identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier, the same on DuckDB and Postgres."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class WarehouseError(RuntimeError):
     """The warehouse is misconfigured or unreachable; the message says which setting to fix."""
 

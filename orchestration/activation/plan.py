@@ -24,6 +24,7 @@ from orchestration.activation.personal import PersonalData
 from orchestration.activation.serialisation import json_value
 from orchestration.activation.store import StateStore
 from orchestration.privacy import mask
+from orchestration.warehouse import quote_identifier
 
 ERASURES = ("marts", "customer_erasures")
 SAMPLE_SIZE = 5
@@ -118,10 +119,6 @@ class Plan:
         return "\n".join(lines)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -129,7 +126,8 @@ def _literal(text: str) -> str:
 def _fingerprint_sql(spec: SyncSpec) -> str:
     """md5 of every mapped (destination field, value) pair; a renamed field changes it too."""
     parts = [
-        f"{_literal(target + '=')} || coalesce(cast({_quote(column)} as varchar), chr(30))"
+        f"{_literal(target + '=')} || "
+        f"coalesce(cast({quote_identifier(column)} as varchar), chr(30))"
         for target, column in sorted(spec.fields.items())
     ]
     return f"md5(concat_ws(chr(31), {', '.join(parts)}))"
@@ -151,8 +149,10 @@ def plan_sql(
     unless ``retry_parked``.
     """
     columns = spec.columns
-    selected = ",\n        ".join(f"{_quote(column)} as c{i}" for i, column in enumerate(columns))
-    eligible = f"coalesce({_quote(consent_column)}, false)" if consent_column else "true"
+    selected = ",\n        ".join(
+        f"{quote_identifier(column)} as c{i}" for i, column in enumerate(columns)
+    )
+    eligible = f"coalesce({quote_identifier(consent_column)}, false)" if consent_column else "true"
     first_send = "'change'" if spec.mode == "update" else "'add'"
     change = "null" if spec.mode == "insert" else "'change'"
     # A failed change that is no longer wanted (the member left, or the value came back to
@@ -182,12 +182,12 @@ def plan_sql(
     return f"""
 with source as (
     select
-        cast({_quote(spec.key)} as varchar) as record_key,
+        cast({quote_identifier(spec.key)} as varchar) as record_key,
         cast(customer_id as varchar) as customer_id,
         {_fingerprint_sql(spec)} as fingerprint,
         {eligible} as is_eligible,
         {selected}
-    from {AUDIENCE_SCHEMA}.{_quote(spec.audience)}
+    from {AUDIENCE_SCHEMA}.{quote_identifier(spec.audience)}
 ),
 
 held as (
@@ -250,8 +250,8 @@ select * from final order by record_key
 
 
 def _counts_sql(spec: SyncSpec, consent_column: str | None) -> str:
-    key = _quote(spec.key)
-    eligible = f"coalesce({_quote(consent_column)}, false)" if consent_column else "true"
+    key = quote_identifier(spec.key)
+    eligible = f"coalesce({quote_identifier(consent_column)}, false)" if consent_column else "true"
     return f"""
 select
     count(*),
@@ -259,7 +259,7 @@ select
     count(distinct {key}),
     coalesce(sum(case when {eligible} then 1 else 0 end), 0),
     (select count(*) from activation.sync_state where sync_name = ? and fingerprint is not null)
-from {AUDIENCE_SCHEMA}.{_quote(spec.audience)}
+from {AUDIENCE_SCHEMA}.{quote_identifier(spec.audience)}
 """
 
 
@@ -296,8 +296,8 @@ def make_plan(
         )
     if distinct < keys:
         example = store.fetch(
-            f"select cast({_quote(spec.key)} as varchar) from {AUDIENCE_SCHEMA}."
-            f"{_quote(spec.audience)} group by 1 having count(*) > 1 limit 1"
+            f"select cast({quote_identifier(spec.key)} as varchar) from {AUDIENCE_SCHEMA}."
+            f"{quote_identifier(spec.audience)} group by 1 having count(*) > 1 limit 1"
         )[0][0]
         shown = mask(example) if personal.key else example
         raise SyncError(

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from orchestration.collect.landing import SegmentFile, list_segments, read_segment
 from orchestration.collect.warehouse_schema import COMMON_COLUMNS, TIMESTAMP_COLUMNS, call_rows
-from orchestration.warehouse import Warehouse
+from orchestration.warehouse import Warehouse, quote_identifier
 
 STATE_TABLE = "tessera_landed_segments"
 REJECTS_TABLE = "tessera_landing_rejects"
@@ -127,10 +127,6 @@ def _columns_of(rows: list[dict[str, Any]]) -> list[str]:
     return [*names, *sorted(extra)]
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 class _Connection:
     """One transaction-capable connection to DuckDB or Postgres, with the few statements that
     differ between them."""
@@ -161,14 +157,14 @@ class _Connection:
 
     def insert_new(self, target: str, columns: list[str], types: dict[str, str], rows) -> int:
         """Insert the rows whose id ``target`` lacks; return how many were inserted."""
-        names = ", ".join(_quote(column) for column in columns)
+        names = ", ".join(quote_identifier(column) for column in columns)
         values = ", ".join(
-            f"cast(incoming.{_quote(column)} as {types[column]})" for column in columns
+            f"cast(incoming.{quote_identifier(column)} as {types[column]})" for column in columns
         )
         if self.postgres:
             self.execute(
                 "create temp table incoming ("
-                + ", ".join(f"{_quote(column)} text" for column in columns)
+                + ", ".join(f"{quote_identifier(column)} text" for column in columns)
                 + ") on commit drop"
             )
             with self.cursor.copy(f"copy pg_temp.incoming ({names}) from stdin") as copy:
@@ -206,7 +202,7 @@ class _Connection:
     def ensure_table(self, schema: str, table: str, columns: list[str]) -> dict[str, str]:
         """The table's column types, after creating it or adding the columns it lacks."""
         existing = self.columns(schema, table)
-        target = f"{_quote(schema)}.{_quote(table)}"
+        target = f"{quote_identifier(schema)}.{quote_identifier(table)}"
 
         def kind(column: str) -> str:
             return "timestamptz" if column in TIMESTAMP_COLUMNS else self.text
@@ -219,38 +215,34 @@ class _Connection:
                 "table away; nothing was loaded"
             )
         if not existing:
-            definitions = ", ".join(f"{_quote(column)} {kind(column)}" for column in columns)
+            definitions = ", ".join(
+                f"{quote_identifier(column)} {kind(column)}" for column in columns
+            )
             self.execute(f"create table {target} ({definitions})")
             if self.postgres:
                 self.execute(f"create index on {target} (id)")
         else:
             for column in columns:
                 if column not in existing:
-                    self.execute(f"alter table {target} add column {_quote(column)} {kind(column)}")
+                    self.execute(
+                        f"alter table {target} add column {quote_identifier(column)} {kind(column)}"
+                    )
         return self.columns(schema, table)
 
 
 def _ensure_bookkeeping(db: _Connection, schema: str) -> None:
-    db.execute(f"create schema if not exists {_quote(schema)}")
+    db.execute(f"create schema if not exists {quote_identifier(schema)}")
     db.execute(
-        f"create table if not exists {_quote(schema)}.{STATE_TABLE} ("
+        f"create table if not exists {quote_identifier(schema)}.{STATE_TABLE} ("
         f"segment {db.text} primary key, loaded_bytes bigint not null, events bigint not null, "
         f"torn_bytes bigint not null, is_sealed boolean not null, "
         f"first_loaded_at timestamptz not null, last_loaded_at timestamptz not null)"
     )
     db.execute(
-        f"create table if not exists {_quote(schema)}.{REJECTS_TABLE} ("
+        f"create table if not exists {quote_identifier(schema)}.{REJECTS_TABLE} ("
         f"segment {db.text} not null, byte_offset bigint not null, reason {db.text} not null, "
         f"record {db.text}, rejected_at timestamptz not null)"
     )
-
-
-def loaded_offsets(warehouse: Warehouse, schema: str) -> dict[str, int]:
-    """Each landing segment's loaded byte offset, as the raw schema records it."""
-    if not warehouse.relation_exists(schema, STATE_TABLE):
-        return {}
-    rows = warehouse.query(f"select segment, loaded_bytes from {_quote(schema)}.{STATE_TABLE}")
-    return {segment: int(loaded) for segment, loaded in rows}
 
 
 def load_landing(
@@ -287,7 +279,7 @@ def _load(db: _Connection, schema: str, segments, max_bytes: int, report: LoadRe
     db.begin()
     _ensure_bookkeeping(db, schema)
     db.commit()
-    state = f"{_quote(schema)}.{STATE_TABLE}"
+    state = f"{quote_identifier(schema)}.{STATE_TABLE}"
     loaded = {
         name: int(offset) for name, offset in db.rows(f"select segment, loaded_bytes from {state}")
     }
@@ -317,13 +309,15 @@ def _write_batch(
             row["uuid_ts"] = stamp
         columns = _columns_of(rows)
         types = db.ensure_table(schema, table, columns)
-        inserted = db.insert_new(f"{_quote(schema)}.{_quote(table)}", columns, types, rows)
+        inserted = db.insert_new(
+            f"{quote_identifier(schema)}.{quote_identifier(table)}", columns, types, rows
+        )
         report.inserted[table] = report.inserted.get(table, 0) + inserted
         # A track lands in tracks and in its event's table: its duplicates count once.
         if table not in batch.event_tables:
             report.duplicates += dropped + len(rows) - inserted
     report.events += batch.events
-    state = f"{_quote(schema)}.{STATE_TABLE}"
+    state = f"{quote_identifier(schema)}.{STATE_TABLE}"
     mark = db.mark
     for name, (end, sealed, torn, calls) in batch.offsets.items():
         report.torn_bytes += torn
@@ -339,9 +333,10 @@ def _write_batch(
                 f"insert into {state} values ({', '.join([mark] * 7)})",
                 [name, end, calls, torn, sealed, loaded_at, loaded_at],
             )
+    rejects = f"{quote_identifier(schema)}.{REJECTS_TABLE}"
     for segment, offset, reason, record in batch.rejects:
         db.execute(
-            f"insert into {_quote(schema)}.{REJECTS_TABLE} values ({', '.join([mark] * 5)})",
+            f"insert into {rejects} values ({', '.join([mark] * 5)})",
             [segment, offset, reason, record, loaded_at],
         )
     report.rejected += len(batch.rejects)

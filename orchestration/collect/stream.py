@@ -47,7 +47,7 @@ from orchestration.activation.settings import not_configured
 from orchestration.collect.landing import list_segments, read_segment
 from orchestration.collect.triggers import EVENT_PREFIX, TriggerSpec
 from orchestration.collect.warehouse_schema import text_value
-from orchestration.warehouse import Warehouse
+from orchestration.warehouse import Warehouse, quote_identifier
 
 STREAM_ENV = "TESSERA_STREAM_DIR"
 DEFAULT_STREAM = Path(".tessera") / "stream"
@@ -66,10 +66,6 @@ def stream_folder(env: Mapping[str, str], given: str | None = None) -> Path:
     return Path(given or env.get(STREAM_ENV) or DEFAULT_STREAM)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def write_snapshot(warehouse: Warehouse, audiences: Iterable[str], folder: Path) -> dict[str, int]:
     """Write ``folder``/snapshot.duckdb from the warehouse: the audiences' tables and the
     identifiers of their customers; return the rows written per table."""
@@ -81,7 +77,9 @@ def write_snapshot(warehouse: Warehouse, audiences: Iterable[str], folder: Path)
     partial = folder / f"{SNAPSHOT_FILE}.{os.getpid()}.tmp"
     partial.unlink(missing_ok=True)
     members = (
-        " union ".join(f"select customer_id from {AUDIENCE_SCHEMA}.{_quote(a)}" for a in audiences)
+        " union ".join(
+            f"select customer_id from {AUDIENCE_SCHEMA}.{quote_identifier(a)}" for a in audiences
+        )
         or "select cast(null as varchar) as customer_id where false"
     )
     identifiers_sql = (
@@ -96,12 +94,12 @@ def write_snapshot(warehouse: Warehouse, audiences: Iterable[str], folder: Path)
                 con.execute(f"create table snapshot.identifiers as {identifiers_sql}")
                 for audience in audiences:
                     con.execute(
-                        f"create table snapshot.{_quote(audience)} as "
-                        f"select * from {AUDIENCE_SCHEMA}.{_quote(audience)}"
+                        f"create table snapshot.{quote_identifier(audience)} as "
+                        f"select * from {AUDIENCE_SCHEMA}.{quote_identifier(audience)}"
                     )
                 for table in ["identifiers", *audiences]:
                     counts[table] = con.execute(
-                        f"select count(*) from snapshot.{_quote(table)}"
+                        f"select count(*) from snapshot.{quote_identifier(table)}"
                     ).fetchone()[0]
             finally:
                 con.execute("detach snapshot")
@@ -110,7 +108,7 @@ def write_snapshot(warehouse: Warehouse, audiences: Iterable[str], folder: Path)
         try:
             for table, sql in [
                 ("identifiers", identifiers_sql),
-                *[(a, f"select * from {AUDIENCE_SCHEMA}.{_quote(a)}") for a in audiences],
+                *[(a, f"select * from {AUDIENCE_SCHEMA}.{quote_identifier(a)}") for a in audiences],
             ]:
                 with warehouse.postgres_connection() as pg, pg.cursor() as cur:
                     cur.execute(sql)
@@ -118,7 +116,7 @@ def write_snapshot(warehouse: Warehouse, audiences: Iterable[str], folder: Path)
                     rows = cur.fetchall()
                 frame = pa.table({n: [row[i] for row in rows] for i, n in enumerate(names)})
                 con.register("incoming", frame)
-                con.execute(f"create table {_quote(table)} as select * from incoming")
+                con.execute(f"create table {quote_identifier(table)} as select * from incoming")
                 con.unregister("incoming")
                 counts[table] = len(rows)
         finally:
@@ -231,23 +229,19 @@ class StreamWorker:
         lag = 0
         taken = 0
         for segment in list_segments(self.landing):
-            if taken >= MAX_TICK_BYTES:
-                break  # a backlog: the next tick goes on from here
             start = offsets.get(segment.name, 0)
             try:
-                read = read_segment(segment, start)
-            except FileNotFoundError:
-                continue
-            if read.end != start:
-                moved[segment.name] = read.end
-                taken += read.end - start
-            records += [orjson.loads(line) for line in read.lines]
-        for segment in list_segments(self.landing):
-            try:
                 size = segment.path.stat().st_size
+                # Past the cap, a backlog waits for the next tick; it still counts as lag.
+                read = read_segment(segment, start) if taken < MAX_TICK_BYTES else None
             except FileNotFoundError:
-                continue
-            lag += max(0, size - moved.get(segment.name, offsets.get(segment.name, 0)))
+                continue  # sealed while listed: the next tick reads it under its new name
+            end = start
+            if read is not None and read.end != start:
+                end = moved[segment.name] = read.end
+                taken += read.end - start
+                records += [orjson.loads(line) for line in read.lines]
+            lag += max(0, size - end)
         return records, moved, lag
 
     def tick(self) -> TickReport:
@@ -270,20 +264,17 @@ class StreamWorker:
                 self._unsent = {name: True for (name,) in stored}
             records, moved, report.lag_bytes = self._read_calls(con)
             report.calls = len(records)
-            has_snapshot = snapshot.exists()
-            if has_snapshot:
-                con.execute(f"attach '{snapshot}' as snapshot (read_only)")
+            con.execute(f"attach '{snapshot}' as snapshot (read_only)")
             try:
                 con.execute("begin transaction")
                 try:
-                    self._apply(con, records, moved, report, has_snapshot)
+                    self._apply(con, records, moved, report)
                 except BaseException:
                     con.execute("rollback")
                     raise
                 con.execute("commit")
             finally:
-                if has_snapshot:
-                    con.execute("detach snapshot")
+                con.execute("detach snapshot")
         for trigger in self.triggers:
             assert self._unsent is not None
             if report.fired.get(trigger.name) or self._unsent.pop(trigger.name, False):
@@ -316,17 +307,15 @@ class StreamWorker:
         records: list[dict[str, Any]],
         moved: Mapping[str, int],
         report: TickReport,
-        has_snapshot: bool,
     ) -> None:
         """One transaction: links learnt, waits started, cancelled and fired, members stored
         and the read offsets moved on, together or not at all."""
         self._record_links(con, records)
         calls = self._trigger_calls(records)
-        if has_snapshot:
-            self._resolve(con, calls)
+        self._resolve(con, calls)
         report.resolved = sum(1 for call in calls if call.customer_id)
         for trigger in self.triggers:
-            self._evaluate(con, trigger, calls, report, has_snapshot)
+            self._evaluate(con, trigger, calls, report)
         for name, end in moved.items():
             con.execute("insert or replace into stream.offsets values (?, ?)", [name, end])
 
@@ -419,7 +408,7 @@ class StreamWorker:
             return {}
         marks = ", ".join("?" for _ in customers)
         cursor = con.execute(
-            f"select * from snapshot.{_quote(audience)} where customer_id in ({marks})",
+            f"select * from snapshot.{quote_identifier(audience)} where customer_id in ({marks})",
             sorted(customers),
         )
         names = [column[0] for column in cursor.description]
@@ -427,13 +416,11 @@ class StreamWorker:
         return {row["customer_id"]: row for row in rows}
 
     def _evaluate(
-        self, con: Any, trigger: TriggerSpec, calls: list[_Call], report: TickReport, ready: bool
+        self, con: Any, trigger: TriggerSpec, calls: list[_Call], report: TickReport
     ) -> None:
         name = trigger.name
         starts = [c for c in calls if c.event == trigger.event and c.customer_id]
-        members = (
-            self._traits(con, trigger.audience, {c.customer_id for c in starts}) if ready else {}
-        )
+        members = self._traits(con, trigger.audience, {c.customer_id for c in starts})
         starts = [c for c in starts if c.customer_id in members]
         starts = [c for c in starts if trigger.matches(members[c.customer_id])]
         fired: list[tuple[_Call, datetime]] = []
@@ -509,7 +496,7 @@ class StreamWorker:
         table = pa.Table.from_pylist(rows)
         con.register("fired_members", table)
         try:
-            target = f"{AUDIENCE_SCHEMA}.{_quote(trigger.name)}"
+            target = f"{AUDIENCE_SCHEMA}.{quote_identifier(trigger.name)}"
             con.execute(
                 f"create table if not exists {target} as select * from fired_members limit 0"
             )
