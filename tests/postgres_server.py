@@ -39,7 +39,8 @@ def find_bindir() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now (for a server a test starts)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -113,6 +114,6 @@ def start_server() -> PostgresServer:
             "no pg_ctl found: install Debian's postgresql package (make test does) or set PG_BINDIR"
         )
     root = Path(tempfile.mkdtemp(prefix="tessera-pg-"))
-    server = PostgresServer(bindir=bindir, root=root, port=_free_port())
+    server = PostgresServer(bindir=bindir, root=root, port=free_port())
     server.start()
     return server

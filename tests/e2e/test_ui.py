@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from orchestration.cli import generate_into
 from orchestration.collect.triggers import load_triggers
 from orchestration.predictive.assets import PREDICTION_TABLES
 from orchestration.warehouse import Warehouse
+from tests.postgres_server import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -32,12 +32,6 @@ PROJECT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT / "test-artifacts" / "ui"
 CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")
 CUSTOMERS = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
@@ -141,7 +135,7 @@ def ui(tmp_path: Path) -> Iterator[str]:
     generate_into(warehouse, CUSTOMERS, seed=3)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), **warehouse.dbt_env()}
     log = (tmp_path / "dagster.log").open("w")
     server = subprocess.Popen(
