@@ -6,6 +6,8 @@ tessera run [--target local|postgres] [--vars '{tessera_default_country: GB}'] [
             [--full-refresh] [--verbose]
 tessera demo [--customers N] [--seed S] [--output-dir D] [--verbose]
 tessera explain <identifier> [--target local|postgres]
+tessera identity unmerge <customer_id> --identifier T:V --by NAME --reason TEXT
+                 [--target local|postgres]
 tessera privacy report [--target local|postgres]
 tessera collect [--host H] [--port P] [--landing DIR] [--write-keys-file F]
 tessera load [--landing DIR] [--follow SECONDS] [--target local|postgres]
@@ -42,6 +44,7 @@ from orchestration.dbt_project import DbtRunError, project_dir
 from orchestration.demo.generator import TRUTH_TABLES, generate, generate_increment
 from orchestration.demo.shapes import SHAPES, apply_shape
 from orchestration.identity.explain import ExplainError, explain, format_explanation
+from orchestration.identity.overrides import OverrideError, unmerge
 from orchestration.predictive.clv import PredictiveInputError
 from orchestration.project import ConfigError, ProjectConfig
 from orchestration.reports import (
@@ -259,6 +262,13 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     print(format_explanation(explain(warehouse, args.identifier)))
 
 
+def _cmd_identity_unmerge(args: argparse.Namespace) -> None:
+    warehouse = Warehouse.from_env(args.target)
+    done = unmerge(warehouse, args.customer_id, args.identifier, args.by, args.reason)
+    _say(done.describe())
+    _say("run `tessera run` (or the Dagster job) to apply it")
+
+
 def _cmd_collect(args: argparse.Namespace) -> None:
     from orchestration.collect.server import load_write_keys, serve
 
@@ -426,6 +436,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_target(why)
     why.set_defaults(func=_cmd_explain)
 
+    identity = commands.add_parser("identity", help="govern identity: unmerge customers")
+    identity_commands = identity.add_subparsers(dest="identity_command", required=True)
+    split = identity_commands.add_parser(
+        "unmerge",
+        help="split an identifier (and what is nearer to it) from a customer on the next run",
+    )
+    split.add_argument("customer_id", help="the customer to split, e.g. cus_0123456789abcdef")
+    split.add_argument(
+        "--identifier", required=True, help="the identifier to split off, as type:value"
+    )
+    split.add_argument("--by", required=True, help="who decided it (kept in the override log)")
+    split.add_argument("--reason", required=True, help="why (kept in the override log)")
+    add_target(split)
+    split.set_defaults(func=_cmd_identity_unmerge)
+
     sync = commands.add_parser(
         "sync", help="send what changed in the audiences to their destinations"
     )
@@ -544,6 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ConfigError,
         DbtRunError,
         ExplainError,
+        OverrideError,
         PredictiveInputError,
         SyncConfigError,
         SyncError,

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from orchestration.dbt_project import project_dir
+from orchestration.identity import IDENTIFIER_TYPES
 
 PREFIX = "tessera_"
 #: The environment variable a deployment (``dagster dev``, the daemon) sets its overrides in.
@@ -171,10 +172,22 @@ def _names(value: Any) -> list[str]:
     return value
 
 
+def _identifier_types(value: Any) -> list[str]:
+    names = _names(value)
+    unknown = [name for name in names if name not in IDENTIFIER_TYPES]
+    if unknown:
+        raise ValueError(
+            f"names unknown identifier types {unknown} (known: {list(IDENTIFIER_TYPES)})"
+        )
+    return names
+
+
 def _counts_by_type(value: Any) -> dict[str, int]:
     if not isinstance(value, dict):
         raise ValueError("must be a mapping of identifier type to a whole number")
     for name, count in value.items():
+        if name not in IDENTIFIER_TYPES:
+            raise ValueError(f"{name} is not an identifier type (known: {list(IDENTIFIER_TYPES)})")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"{name} must be a whole number, 1 or more, got {count!r}")
     return value
@@ -245,10 +258,13 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "tessera_staging_lookback_hours": _whole(0),
     "tessera_postgres_work_mem": _postgres_memory_or_null,
     "tessera_identity_blocklist_regex": _regex,
-    "tessera_identity_shared_identifier_thresholds": _counts_by_type,
+    "tessera_identity_shared_max_people": _whole(1),
+    "tessera_identity_account_types": _identifier_types,
+    "tessera_identity_evidence_depth": _whole(1),
+    "tessera_identity_shared_device_thresholds": _counts_by_type,
     "tessera_identity_limits": _counts_by_type,
     "tessera_max_identifiers_per_customer": _whole(1),
-    "tessera_identity_type_priority": _names,
+    "tessera_identity_type_priority": _identifier_types,
     "tessera_survivorship": _mapping,
     "tessera_consent_purposes": _names,
     "tessera_clv_time_unit": _one_of("day", "week"),
@@ -260,6 +276,17 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "tessera_audience_as_of": _instant_or_null,
     "tessera_sync_max_delete_fraction": _fraction,
     "tessera_sync_max_row_attempts": _whole(1),
+}
+
+
+#: Vars Tessera no longer reads -> what replaced them: set anywhere, they are refused rather
+#: than silently ignored.
+RETIRED: dict[str, str] = {
+    "tessera_identity_shared_identifier_thresholds": (
+        "shared identifiers are now judged on evidence: tessera_identity_shared_max_people "
+        "(separate people one identifier may join) and tessera_identity_shared_device_thresholds "
+        "(browsers and devices, as before)"
+    ),
 }
 
 
@@ -288,6 +315,10 @@ class ProjectConfig:
     checked: Mapping[str, Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        for name in self.values:
+            if name in RETIRED:
+                where = "--vars" if name in self.overrides else "dbt_project.yml vars"
+                raise ConfigError(f"{where}: {name} is no longer read: {RETIRED[name]}")
         for name in self.overrides:
             if name.startswith(PREFIX) and name not in self.defaults and name not in CHECKS:
                 close = difflib.get_close_matches(name, [*self.defaults, *CHECKS], n=1)
@@ -298,6 +329,14 @@ class ProjectConfig:
             where = "--vars" if name in self.overrides else "dbt_project.yml vars"
             checked[name] = check_var(name, value, where)
         object.__setattr__(self, "checked", checked)
+        accounts = checked.get("tessera_identity_account_types") or []
+        ranked = checked.get("tessera_identity_type_priority") or []
+        unranked = [name for name in accounts if name not in ranked]
+        if unranked:
+            raise ConfigError(
+                f"vars: tessera_identity_account_types {unranked} must also be listed in "
+                f"tessera_identity_type_priority, which ranks them, got {ranked!r}"
+            )
 
     @classmethod
     def load(

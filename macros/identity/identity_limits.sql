@@ -1,20 +1,26 @@
-{#- Materialization: which edges of the identity graph to drop so that no customer breaks a limit.
+{#- Materialization: which edges of the identity graph to drop so that no customer breaks a limit
+    or holds two identifiers a never_link override keeps apart.
 
-    The model's SQL returns every graph edge with its unconstrained component and both nodes'
-    type, type_priority and seed_rank (columns node_a, node_b, component_id, type_a, type_b,
-    type_priority_a, type_priority_b, seed_rank_a, seed_rank_b). The table built holds one row
-    per dropped edge: node_a, node_b, component_id (before the split), rule, limited_type,
+    The model's SQL returns every graph edge (edge_kind 'link') with its unconstrained component
+    and both nodes' type, type_priority, seed_rank and limit_key, and every never_link override
+    between two nodes (edge_kind 'never_link', not an edge of the graph). Columns: node_a,
+    node_b, edge_kind, component_id, type_a, type_b, type_priority_a, type_priority_b,
+    seed_rank_a, seed_rank_b, limit_key_a, limit_key_b. The table built holds one row per
+    dropped edge: node_a, node_b, component_id (before the split), rule, limited_type,
     found_count, limit_value, kept_node, excess_node, resolution_round.
 
-    Only components that break a limit are worked on, round by round until none does:
+    Only components that break a rule are worked on, round by round until none does:
+    - never link (overrides): in a component holding both identifiers of a never_link pair, the
+      two are seeds, the stronger one (type priority, then seed rank) kept; split as below.
     - type limit (var tessera_identity_limits): in a component holding n > limit identifiers of
-      one type (the highest-priority such type first), those identifiers are seeds; the `limit`
-      best-ranked seeds are kept, the others are excess. Every identifier joins its nearest seed
-      (breadth-first, ties to a kept seed, then to the better rank), and every edge between the
-      cells of two different seeds one of which is excess is dropped. The kept seeds stay
-      together; each excess seed leaves with the identifiers nearest to it.
-    - cap (var tessera_max_identifiers_per_customer): in a component over the cap with no type
-      limit broken, identifiers are ordered by type priority (then type name, for types sharing
+      one type (the highest-priority such type first), those identifiers are seeds; identifiers
+      with one limit_key (always-linked to each other by overrides) are one seed and count once.
+      The `limit` best-ranked seeds are kept, the others are excess. Every identifier joins its
+      nearest seed (breadth-first, ties to a kept seed, then to the better rank), and every edge
+      between the cells of two different seeds one of which is excess is dropped. The kept seeds
+      stay together; each excess seed leaves with the identifiers nearest to it.
+    - cap (var tessera_max_identifiers_per_customer): in a component over the cap with no other
+      rule broken, identifiers are ordered by type priority (then type name, for types sharing
       one), then seed rank, and every edge of an identifier beyond the cap is dropped.
     Each round can only split components, so the loop ends; max_rounds (config, default 50)
     turns a bug into an error instead of a hang.
@@ -31,7 +37,8 @@
     {%- set max_rounds = config.get('max_rounds', 50) -%}
     {%- set incremental = tessera.limits_solve_incrementally() -%}
     {%- set settings = tessera.identity_limits_settings() -%}
-    {%- set names = ['edges', 'nodes', 'scope', 'scope_edges', 'components', 'violated', 'seeds',
+    {%- set names = ['edges', 'links', 'never', 'nodes', 'scope', 'scope_edges', 'components',
+                     'violated', 'seeds',
                      'labels', 'next_labels', 'capped', 'dropped', 'built', 'stamped'] -%}
     {%- set rel = {} -%}
     {%- for name in names -%}
@@ -46,17 +53,29 @@
         create table {{ rel.edges }} as {{ sql }}
     {%- endcall %}
     {% do tessera.analyze_table(rel.edges) %}
+    {% call statement('limits_links') -%}
+        create table {{ rel.links }} as
+        select * from {{ rel.edges }} where edge_kind = 'link'
+    {%- endcall %}
+    {% do tessera.analyze_table(rel.links) %}
+    {% call statement('limits_never') -%}
+        create table {{ rel.never }} as
+        select distinct node_a, node_b from {{ rel.edges }} where edge_kind = 'never_link'
+    {%- endcall %}
     {% call statement('limits_nodes') -%}
         create table {{ rel.nodes }} as
-        select distinct node_id, component_id, identifier_type, type_priority, seed_rank
+        select distinct node_id, component_id, identifier_type, type_priority, seed_rank,
+            limit_key
         from (
             select node_a as node_id, component_id, type_a as identifier_type,
-                type_priority_a as type_priority, seed_rank_a as seed_rank
-            from {{ rel.edges }}
+                type_priority_a as type_priority, seed_rank_a as seed_rank,
+                limit_key_a as limit_key
+            from {{ rel.links }}
             union all
             select node_b as node_id, component_id, type_b as identifier_type,
-                type_priority_b as type_priority, seed_rank_b as seed_rank
-            from {{ rel.edges }}
+                type_priority_b as type_priority, seed_rank_b as seed_rank,
+                limit_key_b as limit_key
+            from {{ rel.links }}
         ) as endpoints
     {%- endcall %}
     {% do tessera.analyze_table(rel.nodes) %}
@@ -78,7 +97,7 @@
     {% call statement('limits_scope') -%}
         create table {{ rel.scope }} as
         select node_id, component_id as original_component_id, component_id,
-            identifier_type, type_priority, seed_rank
+            identifier_type, type_priority, seed_rank, limit_key
         from {{ rel.nodes }}
     {%- endcall %}
     {% do tessera.analyze_table(rel.scope) %}
@@ -89,9 +108,19 @@
         {% do adapter.drop_relation(rel.violated) %}
         {% call statement('limits_violated') -%}
             create table {{ rel.violated }} as
-            with counted as (
+            with never_broken as (
+                select scope_a.component_id, never.node_a, never.node_b,
+                    row_number() over (
+                        partition by scope_a.component_id order by never.node_a, never.node_b
+                    ) as break_rank
+                from {{ rel.never }} as never
+                inner join {{ rel.scope }} as scope_a on never.node_a = scope_a.node_id
+                inner join {{ rel.scope }} as scope_b on never.node_b = scope_b.node_id
+                where scope_a.component_id = scope_b.component_id
+            ),
+            counted as (
                 select component_id, identifier_type, min(type_priority) as type_priority,
-                    count(*) as found_count
+                    count(distinct limit_key) as found_count
                 from {{ rel.scope }}
                 group by component_id, identifier_type
             ),
@@ -112,10 +141,21 @@
                     ) as break_rank
                 from counted
                 inner join limits on counted.identifier_type = limits.identifier_type
+                left join never_broken
+                    on counted.component_id = never_broken.component_id
                 where counted.found_count > limits.limit_value
+                    and never_broken.component_id is null
             )
-            select component_id, identifier_type, found_count, limit_value
+            {#- A never_link override first: it is a person's decision, a limit a default. #}
+            select component_id, 'type_limit' as rule, identifier_type, found_count,
+                cast(limit_value as bigint) as limit_value,
+                cast(null as bigint) as never_a, cast(null as bigint) as never_b
             from broken
+            where break_rank = 1
+            union all
+            select component_id, 'never_link' as rule, cast(null as varchar(32)),
+                cast(null as bigint), cast(null as bigint), node_a, node_b
+            from never_broken
             where break_rank = 1
         {%- endcall %}
         {% do tessera.analyze_table(rel.violated) %}
@@ -144,7 +184,7 @@
             {% call statement('limits_scope_edges') -%}
                 create table {{ rel.scope_edges }} as
                 select edges.node_a, edges.node_b, scope.component_id
-                from {{ rel.edges }} as edges
+                from {{ rel.links }} as edges
                 inner join {{ rel.scope }} as scope on edges.node_a = scope.node_id
                 left join {{ rel.dropped }} as dropped
                     on edges.node_a = dropped.node_a and edges.node_b = dropped.node_b
@@ -160,27 +200,56 @@
             {% do adapter.drop_relation(rel.seeds) %}
             {% call statement('limits_seeds') -%}
                 create table {{ rel.seeds }} as
-                with ranked as (
-                    select scope.node_id, scope.component_id,
-                        row_number() over (
+                {#- Type limit: the identifiers of the type, by class (always-linked ones are
+                    one seed), best-evidenced first. Never link: its two identifiers, the
+                    stronger (type, then evidence) first. #}
+                with classes as (
+                    select component_id, limit_key, min(seed_rank) as class_rank
+                    from {{ rel.scope }}
+                    group by component_id, limit_key
+                ),
+                ranked as (
+                    select scope.node_id, scope.component_id, scope.limit_key as seed_id,
+                        dense_rank() over (
                             partition by scope.component_id
-                            order by scope.seed_rank, scope.node_id
+                            order by classes.class_rank, scope.limit_key
                         ) as seed_position,
                         violated.limit_value
                     from {{ rel.scope }} as scope
                     inner join {{ rel.violated }} as violated
                         on scope.component_id = violated.component_id
                         and scope.identifier_type = violated.identifier_type
+                        and violated.rule = 'type_limit'
+                    inner join classes
+                        on scope.component_id = classes.component_id
+                        and scope.limit_key = classes.limit_key
+                ),
+                never_ends as (
+                    select scope.node_id, scope.component_id, scope.node_id as seed_id,
+                        row_number() over (
+                            partition by scope.component_id
+                            order by scope.type_priority, scope.seed_rank, scope.node_id
+                        ) as seed_position,
+                        1 as limit_value
+                    from {{ rel.scope }} as scope
+                    inner join {{ rel.violated }} as violated
+                        on scope.component_id = violated.component_id
+                        and violated.rule = 'never_link'
+                        and (scope.node_id = violated.never_a or scope.node_id = violated.never_b)
                 )
-                select node_id, component_id, seed_position,
+                select node_id, component_id, seed_id, seed_position,
                     case when seed_position > limit_value then 1 else 0 end as is_excess
                 from ranked
+                union all
+                select node_id, component_id, seed_id, seed_position,
+                    case when seed_position > limit_value then 1 else 0 end as is_excess
+                from never_ends
             {%- endcall %}
             {% do tessera.analyze_table(rel.seeds) %}
             {% do adapter.drop_relation(rel.labels) %}
             {% call statement('limits_labels') -%}
                 create table {{ rel.labels }} as
-                select node_id, component_id, node_id as seed_id, is_excess, seed_position,
+                select node_id, component_id, seed_id, is_excess, seed_position,
                     0 as distance
                 from {{ rel.seeds }}
             {%- endcall %}
@@ -241,7 +310,7 @@
             {% call statement('limits_drop_between_cells') -%}
                 insert into {{ rel.dropped }}
                 select edges.node_a, edges.node_b, scope.original_component_id,
-                    'type_limit', violated.identifier_type, violated.found_count,
+                    violated.rule, violated.identifier_type, violated.found_count,
                     violated.limit_value,
                     case when label_a.is_excess = 1 then label_b.seed_id else label_a.seed_id end,
                     case when label_a.is_excess = 1 then label_a.seed_id else label_b.seed_id end,
@@ -298,7 +367,7 @@
                 create table {{ rel.labels }} as
                 select scope.node_id, scope.original_component_id,
                     coalesce(components.component_id, scope.node_id) as component_id,
-                    scope.identifier_type, scope.type_priority, scope.seed_rank
+                    scope.identifier_type, scope.type_priority, scope.seed_rank, scope.limit_key
                 from {{ rel.scope }} as scope
                 left join {{ rel.components }} as components
                     on scope.node_id = components.node_id

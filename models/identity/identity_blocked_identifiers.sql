@@ -1,120 +1,123 @@
 {#- One row per identifier excluded from linking people, with the first reason that applies:
-    listed in seed identifier_blocklist, matching var tessera_identity_blocklist_regex, or linked
-    to more identifiers of one type than var tessera_identity_shared_identifier_thresholds allows
-    (a value typed by many different people, also when none of them ever logged in). -#}
-{%- set thresholds = var('tessera_identity_shared_identifier_thresholds') -%}
+    the screened ones (identity_screened_identifiers: blocklist seed, blocklist pattern, more
+    browsers or devices than one person uses), then the identifiers shared by several people.
+
+    Shared, on evidence: an identifier is shared when it joins more than var
+    tessera_identity_shared_max_people groups of identifiers that are otherwise separate people.
+    Its neighbours are grouped by the graph without it (and without the other candidates and the
+    screened identifiers, within var tessera_identity_evidence_depth links:
+    identity_shared_evidence_groups), and a group counts as a person when it holds an account
+    (var tessera_identity_account_types) of a type at least as strong as the identifier's own.
+    So an email on three logins, or a phone on the accounts of eighty shop customers that share
+    nothing else, is shared; one login with six emails, or a phone on three CRM duplicates that
+    the person's login ties together, is not: the addresses and CRM records of a login are its
+    person's, and only another login is evidence of another person. -#}
+{%- set max_people = var('tessera_identity_shared_max_people') -%}
 
 with
-
-observations as (
-    select * from {{ ref('identity_observations') }}
-),
 
 edges as (
     select * from {{ ref('identity_edges') }}
 ),
 
-blocklist as (
-    select * from {{ ref('identifier_blocklist') }}
+screened as (
+    select * from {{ ref('identity_screened_identifiers') }}
 ),
 
-observed as (
-    select distinct
-        identifier_type,
-        identifier_value
-    from observations
+evidence_nodes as (
+    select * from {{ ref('identity_shared_evidence_nodes') }}
 ),
 
-listed as (
+evidence_groups as (
+    select * from {{ ref('identity_shared_evidence_groups') }}
+),
+
+candidates as (
+    select * from evidence_nodes
+    where is_candidate
+),
+
+grouped_nodes as (
     select
-        observed.identifier_type,
-        observed.identifier_value,
-        1 as reason_priority,
-        'blocklist: ' || blocklist.reason as blocked_reason
-    from observed
-    inner join blocklist
-        on
-            observed.identifier_type = blocklist.identifier_type
-            and observed.identifier_value = blocklist.identifier_value
+        evidence_nodes.identifier_type,
+        evidence_nodes.identifier_value,
+        evidence_nodes.type_rank,
+        evidence_nodes.is_account,
+        coalesce(evidence_groups.component_id, evidence_nodes.evidence_node_id) as group_id
+    from evidence_nodes
+    left join evidence_groups on evidence_nodes.evidence_node_id = evidence_groups.node_id
+    where not evidence_nodes.is_candidate
 ),
 
-patterned as (
+{#- The strongest account of each group (lowest rank), if it holds one. -#}
+group_accounts as (
     select
-        identifier_type,
-        identifier_value,
-        2 as reason_priority,
-        'blocklist pattern' as blocked_reason
-    from observed
-    where
-        {{ tessera.regex_matches(
-            'lower(identifier_value)', var('tessera_identity_blocklist_regex')
-        ) }}
+        group_id,
+        min(type_rank) as account_rank
+    from grouped_nodes
+    where is_account
+    group by group_id
 ),
 
-links as (
+candidate_neighbours as (
     select
-        identifier_type_a as identifier_type,
-        identifier_value_a as identifier_value,
-        identifier_type_b as linked_type,
-        identifier_value_b as linked_value
+        candidates.identifier_type,
+        candidates.identifier_value,
+        candidates.type_rank,
+        grouped_nodes.group_id
     from edges
+    inner join candidates
+        on
+            edges.identifier_type_a = candidates.identifier_type
+            and edges.identifier_value_a = candidates.identifier_value
+    inner join grouped_nodes
+        on
+            edges.identifier_type_b = grouped_nodes.identifier_type
+            and edges.identifier_value_b = grouped_nodes.identifier_value
     union all
     select
-        identifier_type_b as identifier_type,
-        identifier_value_b as identifier_value,
-        identifier_type_a as linked_type,
-        identifier_value_a as linked_value
+        candidates.identifier_type,
+        candidates.identifier_value,
+        candidates.type_rank,
+        grouped_nodes.group_id
     from edges
+    inner join candidates
+        on
+            edges.identifier_type_b = candidates.identifier_type
+            and edges.identifier_value_b = candidates.identifier_value
+    inner join grouped_nodes
+        on
+            edges.identifier_type_a = grouped_nodes.identifier_type
+            and edges.identifier_value_a = grouped_nodes.identifier_value
 ),
 
-fanout as (
+people_joined as (
     select
-        identifier_type,
-        identifier_value,
-        linked_type,
-        count(distinct linked_value) as linked_count
-    from links
-    group by identifier_type, identifier_value, linked_type
-),
-
-thresholds as (
-    {%- for identifier_type, threshold in thresholds.items() %}
-        select
-            '{{ identifier_type }}' as linked_type,
-            {{ threshold }} as max_linked
-        {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
+        candidate_neighbours.identifier_type,
+        candidate_neighbours.identifier_value,
+        count(distinct candidate_neighbours.group_id) as people_count,
+        min(group_accounts.account_rank) as strongest_rank
+    from candidate_neighbours
+    inner join group_accounts on candidate_neighbours.group_id = group_accounts.group_id
+    where group_accounts.account_rank <= candidate_neighbours.type_rank
+    group by candidate_neighbours.identifier_type, candidate_neighbours.identifier_value
 ),
 
 shared as (
     select
-        fanout.identifier_type,
-        fanout.identifier_value,
-        3 as reason_priority,
-        'shared: linked to ' || cast(fanout.linked_count as {{ dbt.type_string() }})
-        || ' ' || fanout.linked_type || ' values (threshold '
-        || cast(thresholds.max_linked as {{ dbt.type_string() }}) || ')' as blocked_reason
-    from fanout
-    inner join thresholds on fanout.linked_type = thresholds.linked_type
-    where fanout.linked_count > thresholds.max_linked
-),
-
-reasons as (
-    select * from listed
-    union all
-    select * from patterned
-    union all
-    select * from shared
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by identifier_type, identifier_value
-            order by reason_priority, blocked_reason
-        ) as reason_rank
-    from reasons
+        identifier_type,
+        identifier_value,
+        4 as reason_priority,
+        'shared: joins ' || cast(people_count as {{ dbt.type_string() }})
+        || ' separate people by '
+        || case strongest_rank
+            {%- for identifier_type in var('tessera_identity_type_priority') %}
+                when {{ loop.index }} then '{{ identifier_type }}'
+            {%- endfor %}
+        end
+        || ' (more than {{ max_people }})' as blocked_reason
+    from people_joined
+    where people_count > {{ max_people }}
 ),
 
 final as (
@@ -122,8 +125,13 @@ final as (
         identifier_type,
         identifier_value,
         blocked_reason
-    from ranked
-    where reason_rank = 1
+    from screened
+    union all
+    select
+        identifier_type,
+        identifier_value,
+        blocked_reason
+    from shared
 )
 
 select * from final

@@ -6,14 +6,16 @@
     re-solves only the components touched since it last ran: those holding an identifier
     aggregated again by identity_identifiers (observed, withdrawn, blocked or unblocked since)
     or withdrawn from it. An edge can only appear or vanish where such an identifier is one of
-    its ends, so the stored components of those identifiers and the identifiers themselves are
-    whole components of the new graph: their edges, with a self-loop per node to name the nodes
-    whose stored rows are replaced, are all the materialization solves. -#}
+    its ends (an override added or withdrawn counts as a change of both of its identifiers,
+    identity_override_log), so the stored components of those identifiers and the identifiers
+    themselves are whole components of the new graph: their edges, with a self-loop per node to
+    name the nodes whose stored rows are replaced, are all the materialization solves. -#}
 {{ config(materialized='connected_components', solve_incrementally=true) }}
 {%- set incremental = tessera.solves_incrementally() %}
 -- depends_on: {{ ref('identity_identifiers') }}
 -- depends_on: {{ ref('identity_retracted_observations') }}
 -- depends_on: {{ ref('identity_node_ids') }}
+-- depends_on: {{ ref('identity_override_log') }}
 
 with
 
@@ -27,6 +29,20 @@ changed_identifiers as (
     {{ tessera.identifiers_stamped_since_built('identity_identifiers', '_built_at') }}
     union
     {{ tessera.identifiers_stamped_since_built('identity_retracted_observations', 'retracted_at') }}
+    union
+    select
+        logged.identifier_type,
+        logged.identifier_value
+    from {{ ref('identity_override_log') }} as logged
+    cross join last_built
+    where logged.logged_at > last_built.built_at and logged.action <> 'ignore'
+    union
+    select
+        logged.other_identifier_type,
+        logged.other_identifier_value
+    from {{ ref('identity_override_log') }} as logged
+    cross join last_built
+    where logged.logged_at > last_built.built_at and logged.action <> 'ignore'
 ),
 
 touched_nodes as (

@@ -3,9 +3,10 @@
     customer id:
     - a cluster whose identifiers already had customer ids keeps the oldest of them (a merge
       keeps the oldest id);
-    - when a split leaves several clusters claiming one id, the cluster holding the most of that
-      customer's identifiers keeps it (ties: the smallest identifier); the others take their next
-      oldest unclaimed id, or a new one;
+    - when a split leaves several clusters claiming one id, the cluster holding the identifier
+      that has held it longest keeps it (ties: the cluster holding most of that customer's
+      identifiers, then the smallest identifier); the others take their next oldest unclaimed
+      id, or a new one;
     - a new id is derived from the cluster's smallest identifier and how many assignments that
       identifier had before, so it never repeats an id given out earlier.
     Only identifiers whose customer changed get a row; one that left the graph (now blocked, or
@@ -44,7 +45,8 @@ previous as (
     select
         identifier_type,
         identifier_value,
-        customer_id
+        customer_id,
+        assigned_at
     from ranked_history
     where recency = 1 and customer_id is not null
 ),
@@ -78,7 +80,8 @@ candidates as (
     select
         identity_map.cluster_id,
         previous.customer_id,
-        count(*) as shared_count
+        count(*) as shared_count,
+        min(previous.assigned_at) as held_since
     from identity_map
     inner join previous
         on
@@ -92,6 +95,7 @@ preferences as (
         candidates.cluster_id,
         candidates.customer_id,
         candidates.shared_count,
+        candidates.held_since,
         clusters.representative,
         row_number() over (
             partition by candidates.cluster_id
@@ -107,7 +111,8 @@ first_claims as (
         cluster_id,
         customer_id,
         row_number() over (
-            partition by customer_id order by shared_count desc, representative asc
+            partition by customer_id
+            order by held_since asc, shared_count desc, representative asc
         ) as claim_rank
     from preferences
     where preference = 1
@@ -126,6 +131,7 @@ second_preferences as (
         preferences.cluster_id,
         preferences.customer_id,
         preferences.shared_count,
+        preferences.held_since,
         preferences.representative,
         row_number() over (
             partition by preferences.cluster_id order by preferences.preference
@@ -143,7 +149,8 @@ second_claims as (
         cluster_id,
         customer_id,
         row_number() over (
-            partition by customer_id order by shared_count desc, representative asc
+            partition by customer_id
+            order by held_since asc, shared_count desc, representative asc
         ) as claim_rank
     from second_preferences
     where preference = 1

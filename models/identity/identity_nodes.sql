@@ -3,8 +3,6 @@
     for good. seed_rank orders the identifiers of one type by how much evidence they have (most
     observations, then earliest seen): when a customer holds more of a type than its limit
     allows, the best-ranked ones stay together. -#}
-{%- set type_priority = var('tessera_identity_type_priority') -%}
-
 with
 
 identifiers as (
@@ -20,12 +18,7 @@ final as (
         identifiers.identifier_type,
         identifiers.identifier_value,
         node_ids.node_id,
-        case identifiers.identifier_type
-            {%- for identifier_type in type_priority %}
-                when '{{ identifier_type }}' then {{ loop.index }}
-            {%- endfor %}
-            else {{ type_priority | length + 1 }}
-        end as type_priority,
+        {{ tessera.identifier_type_rank('identifiers.identifier_type') }} as type_priority,
         row_number() over (
             partition by identifiers.identifier_type
             order by

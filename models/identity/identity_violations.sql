@@ -71,6 +71,12 @@ final as (
         described.identifier_value_b,
         described.rule,
         case
+            when described.rule = 'never_link'
+                then
+                    'a never_link override keeps '
+                    || described.excess_identifier_type || ' ' || described.excess_identifier_value
+                    || ' apart from ' || described.kept_identifier_type || ' '
+                    || described.kept_identifier_value
             when described.rule = 'type_limit'
                 then
                     'one customer would hold '
@@ -95,7 +101,8 @@ final as (
         edges_either_way.first_observed_at,
         edges_either_way.evidence_count
     from described
-    inner join edges_either_way
+    {#- left: an always_link override cut by a never_link one has no source row. #}
+    left join edges_either_way
         on
             described.identifier_type_a = edges_either_way.identifier_type_a
             and described.identifier_value_a = edges_either_way.identifier_value_a

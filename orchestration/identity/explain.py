@@ -52,12 +52,9 @@ def _candidates(warehouse: Warehouse, text: str) -> list[tuple[str, str]]:
     return [(t, v) for t, v in rows if not wanted_type or t == wanted_type]
 
 
-def explain(warehouse: Warehouse, text: str) -> Explanation:
-    """The customer behind identifier ``text`` and the evidence that joins its identifiers."""
-    if not warehouse.relation_exists("identity", "identity_customer_map"):
-        raise ExplainError(
-            f"{warehouse.describe()} has no identity models yet: run `tessera run` first"
-        )
+def find_identifier(warehouse: Warehouse, text: str) -> tuple[str, str]:
+    """The one identifier of the graph that ``text`` (``type:value`` or a bare value, typed as
+    a person would) names, or ExplainError saying what matched."""
     matches = _candidates(warehouse, text)
     if not matches:
         raise ExplainError(f"no identifier matches {text!r} (try type:value, e.g. email:a@b.com)")
@@ -66,7 +63,16 @@ def explain(warehouse: Warehouse, text: str) -> Explanation:
         raise ExplainError(
             f"{text!r} matches several identifiers: {listed}; name one as type:value"
         )
-    identifier_type, identifier_value = matches[0]
+    return matches[0]
+
+
+def explain(warehouse: Warehouse, text: str) -> Explanation:
+    """The customer behind identifier ``text`` and the evidence that joins its identifiers."""
+    if not warehouse.relation_exists("identity", "identity_customer_map"):
+        raise ExplainError(
+            f"{warehouse.describe()} has no identity models yet: run `tessera run` first"
+        )
+    identifier_type, identifier_value = find_identifier(warehouse, text)
     mark = warehouse.placeholder
     blocked = warehouse.query(
         "select blocked_reason from identity.identity_blocked_identifiers "
