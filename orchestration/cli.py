@@ -8,6 +8,8 @@ tessera demo [--customers N] [--seed S] [--output-dir D] [--verbose]
 tessera explain <identifier> [--target local|postgres]
 tessera identity unmerge <customer_id> --identifier T:V --by NAME --reason TEXT
                  [--target local|postgres]
+tessera identity report [--target local|postgres]
+tessera identity plan [--vars YAML] [--blocklist CSV] [--overrides CSV] [--target local|postgres]
 tessera privacy report [--target local|postgres]
 tessera collect [--host H] [--port P] [--landing DIR] [--write-keys-file F]
 tessera load [--landing DIR] [--follow SECONDS] [--target local|postgres]
@@ -45,8 +47,10 @@ from orchestration.demo.generator import TRUTH_TABLES, generate, generate_increm
 from orchestration.demo.shapes import SHAPES, apply_shape
 from orchestration.identity.explain import ExplainError, explain, format_explanation
 from orchestration.identity.overrides import OverrideError, unmerge
+from orchestration.identity.plan import PlanError, format_plan, plan_identity
+from orchestration.identity.report import format_identity_report, identity_report
 from orchestration.predictive.clv import PredictiveInputError
-from orchestration.project import ConfigError, ProjectConfig
+from orchestration.project import ConfigError, ProjectConfig, parse_vars
 from orchestration.reports import (
     format_privacy_report,
     format_staging_summary,
@@ -269,6 +273,18 @@ def _cmd_identity_unmerge(args: argparse.Namespace) -> None:
     _say("run `tessera run` (or the Dagster job) to apply it")
 
 
+def _cmd_identity_plan(args: argparse.Namespace) -> None:
+    warehouse = Warehouse.from_env(args.target)
+    plan = plan_identity(
+        warehouse, parse_vars(args.vars), blocklist=args.blocklist, overrides=args.overrides
+    )
+    print(format_plan(plan))
+
+
+def _cmd_identity_report(args: argparse.Namespace) -> None:
+    print(format_identity_report(identity_report(Warehouse.from_env(args.target))))
+
+
 def _cmd_collect(args: argparse.Namespace) -> None:
     from orchestration.collect.server import load_write_keys, serve
 
@@ -436,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_target(why)
     why.set_defaults(func=_cmd_explain)
 
-    identity = commands.add_parser("identity", help="govern identity: unmerge customers")
+    identity = commands.add_parser("identity", help="govern identity: plan, report, unmerge")
     identity_commands = identity.add_subparsers(dest="identity_command", required=True)
     split = identity_commands.add_parser(
         "unmerge",
@@ -450,6 +466,26 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--reason", required=True, help="why (kept in the override log)")
     add_target(split)
     split.set_defaults(func=_cmd_identity_unmerge)
+    preview = identity_commands.add_parser(
+        "plan",
+        help="build the partition a changed var, blocklist or override file would give into "
+        "schema identity_plan and print the merges and splits it would cause",
+    )
+    add_vars(preview)
+    preview.add_argument(
+        "--blocklist", type=Path, help="a CSV to use instead of seed identifier_blocklist"
+    )
+    preview.add_argument(
+        "--overrides", type=Path, help="a CSV to use instead of seed identity_overrides"
+    )
+    add_target(preview)
+    preview.set_defaults(func=_cmd_identity_plan)
+    summary = identity_commands.add_parser(
+        "report",
+        help="largest customers, identifiers per customer, blocked identifiers, merges per run",
+    )
+    add_target(summary)
+    summary.set_defaults(func=_cmd_identity_report)
 
     sync = commands.add_parser(
         "sync", help="send what changed in the audiences to their destinations"
@@ -570,6 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DbtRunError,
         ExplainError,
         OverrideError,
+        PlanError,
         PredictiveInputError,
         SyncConfigError,
         SyncError,

@@ -74,7 +74,8 @@ def identity_summary(warehouse: Warehouse) -> str:
         "select count(distinct customer_id), count(*) from identity.identity_customer_map"
     )[0]
     blocked = warehouse.query(
-        "select case when blocked_reason like 'shared:%' then 'shared' else 'blocklist' end, "
+        "select case when blocked_reason like 'shared:%' then 'shared' "
+        "when blocked_reason like 'override:%' then 'ignored by override' else 'blocklist' end, "
         "count(*) from identity.identity_blocked_identifiers group by 1 order by 1"
     )
     cut = _count(warehouse, "identity", "identity_violations")

@@ -4,10 +4,12 @@
 
     Shared, on evidence: an identifier is shared when it joins more than var
     tessera_identity_shared_max_people groups of identifiers that are otherwise separate people.
-    Its neighbours are grouped by the graph without it (and without the other candidates and the
-    screened identifiers, within var tessera_identity_evidence_depth links:
-    identity_shared_evidence_groups), and a group counts as a person when it holds an account
-    (var tessera_identity_account_types) of a type at least as strong as the identifier's own.
+    Its neighbours are grouped by the graph without it (and without the screened identifiers,
+    within var tessera_identity_evidence_depth links: identity_shared_evidence_nodes and
+    identity_shared_evidence_groups), and the groups holding an account (var
+    tessera_identity_account_types) of one type at least as strong as the identifier's own are
+    counted: several groups with a login each are several people, while a login, a CRM contact
+    and a shop account tied together only by their common email are one person in three systems.
     So an email on three logins, or a phone on the accounts of eighty shop customers that share
     nothing else, is shared; one login with six emails, or a phone on three CRM duplicates that
     the person's login ties together, is not: the addresses and CRM records of a login are its
@@ -39,6 +41,8 @@ candidates as (
 
 grouped_nodes as (
     select
+        evidence_nodes.candidate_type,
+        evidence_nodes.candidate_value,
         evidence_nodes.identifier_type,
         evidence_nodes.identifier_value,
         evidence_nodes.type_rank,
@@ -49,16 +53,17 @@ grouped_nodes as (
     where not evidence_nodes.is_candidate
 ),
 
-{#- The strongest account of each group (lowest rank), if it holds one. -#}
+{#- The account types each group holds. -#}
 group_accounts as (
-    select
+    select distinct
         group_id,
-        min(type_rank) as account_rank
+        identifier_type as account_type,
+        type_rank
     from grouped_nodes
     where is_account
-    group by group_id
 ),
 
+{#- Each candidate's neighbours, in the groups of its own neighbourhood. -#}
 candidate_neighbours as (
     select
         candidates.identifier_type,
@@ -74,6 +79,8 @@ candidate_neighbours as (
         on
             edges.identifier_type_b = grouped_nodes.identifier_type
             and edges.identifier_value_b = grouped_nodes.identifier_value
+            and candidates.identifier_type = grouped_nodes.candidate_type
+            and candidates.identifier_value = grouped_nodes.candidate_value
     union all
     select
         candidates.identifier_type,
@@ -89,18 +96,40 @@ candidate_neighbours as (
         on
             edges.identifier_type_a = grouped_nodes.identifier_type
             and edges.identifier_value_a = grouped_nodes.identifier_value
+            and candidates.identifier_type = grouped_nodes.candidate_type
+            and candidates.identifier_value = grouped_nodes.candidate_value
 ),
 
-people_joined as (
+{#- Per candidate and account type: the groups holding an account of that type. Accounts of
+    different types are one person's in different systems (a login, a CRM contact and a shop
+    account on one email); several groups holding accounts of one type are several people. #}
+people_by_type as (
     select
         candidate_neighbours.identifier_type,
         candidate_neighbours.identifier_value,
-        count(distinct candidate_neighbours.group_id) as people_count,
-        min(group_accounts.account_rank) as strongest_rank
+        group_accounts.account_type,
+        min(group_accounts.type_rank) as account_rank,
+        count(distinct candidate_neighbours.group_id) as people_count
     from candidate_neighbours
     inner join group_accounts on candidate_neighbours.group_id = group_accounts.group_id
-    where group_accounts.account_rank <= candidate_neighbours.type_rank
-    group by candidate_neighbours.identifier_type, candidate_neighbours.identifier_value
+    where group_accounts.type_rank <= candidate_neighbours.type_rank
+    group by
+        candidate_neighbours.identifier_type,
+        candidate_neighbours.identifier_value,
+        group_accounts.account_type
+),
+
+people_joined as (
+    select * from (
+        select
+            *,
+            row_number() over (
+                partition by identifier_type, identifier_value
+                order by people_count desc, account_rank
+            ) as type_order
+        from people_by_type
+    ) as ordered
+    where type_order = 1
 ),
 
 shared as (
@@ -109,12 +138,7 @@ shared as (
         identifier_value,
         4 as reason_priority,
         'shared: joins ' || cast(people_count as {{ dbt.type_string() }})
-        || ' separate people by '
-        || case strongest_rank
-            {%- for identifier_type in var('tessera_identity_type_priority') %}
-                when {{ loop.index }} then '{{ identifier_type }}'
-            {%- endfor %}
-        end
+        || ' separate people by ' || account_type
         || ' (more than {{ max_people }})' as blocked_reason
     from people_joined
     where people_count > {{ max_people }}

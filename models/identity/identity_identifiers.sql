@@ -2,15 +2,20 @@
     from linking people.
 
     Incremental: a run aggregates again only the identifiers observed or withdrawn since it last
-    ran, and those whose blocked status changed (each from all of its observations); the
-    pre-hook first deletes their rows, so an identifier whose every observation was withdrawn
-    is gone. -#}
+    ran, and those whose blocked status changed (each from all of its observations). The
+    pre-hooks first write that list to a table (it compares with the stored rows, so it must be
+    taken before they go), then delete their rows, so an identifier whose every observation was
+    withdrawn is gone. -#}
 {{ config(
     materialized='incremental',
     unique_key=['identifier_type', 'identifier_value'],
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    pre_hook="{{ tessera.delete_rebuilt_identifiers(tessera.identity_identifiers_to_rebuild()) }}",
+    pre_hook=[
+        "{{ tessera.stage_identifiers_to_rebuild() }}",
+        "{{ tessera.delete_rebuilt_identifiers(tessera.staged_identifiers_to_rebuild()) }}",
+    ],
+    post_hook="{{ tessera.drop_staged_identifiers_to_rebuild() }}",
 ) }}
 {%- set incremental = tessera.builds_incrementally() %}
 -- depends_on: {{ ref('identity_retracted_observations') }}
@@ -24,7 +29,7 @@ last_built as (
 ),
 
 changed_identifiers as (
-    {{ tessera.identity_identifiers_to_rebuild() }}
+    {{ tessera.staged_identifiers_to_rebuild() }}
 ),
 {%- endif %}
 

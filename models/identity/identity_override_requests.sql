@@ -22,7 +22,7 @@ seeded as (
         reason,
         cast(null as {{ dbt.type_timestamp() }}) as created_at,
         'seed identity_overrides' as origin
-    from {{ ref('identity_overrides') }}
+    from {{ tessera.identity_seed('identity_overrides') }}
 ),
 
 written as (

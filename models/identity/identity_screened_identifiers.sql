@@ -18,7 +18,7 @@ edges as (
 ),
 
 blocklist as (
-    select * from {{ ref('identifier_blocklist') }}
+    select * from {{ tessera.identity_seed('identifier_blocklist') }}
 ),
 
 ignores as (

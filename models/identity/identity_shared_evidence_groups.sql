@@ -1,6 +1,7 @@
-{#- One row per identifier of identity_shared_evidence_nodes that is linked to another one there
-    (candidates aside), with its group: the smallest evidence_node_id of its connected component.
-    An identifier of the nodes without such a link is a group of its own. -#}
+{#- One row per identifier of a candidate's neighbourhood (identity_shared_evidence_nodes) linked
+    to another identifier of that neighbourhood, with its group: the smallest evidence_node_id of
+    its connected component. Each neighbourhood is its own graph (its nodes are numbered apart);
+    an identifier of one without such a link is a group of its own. -#}
 {{ config(materialized='connected_components') }}
 
 with
@@ -27,6 +28,8 @@ final as (
         on
             edges.identifier_type_b = node_b.identifier_type
             and edges.identifier_value_b = node_b.identifier_value
+            and node_a.candidate_type = node_b.candidate_type
+            and node_a.candidate_value = node_b.candidate_value
 )
 
 select * from final

@@ -1,17 +1,23 @@
 {#- The part of the graph that decides which identifiers are shared by several people.
 
-    A candidate is an identifier linked directly to more accounts (var
-    tessera_identity_account_types) of a type at least as strong as its own (var
+    A candidate is an identifier linked directly to more accounts of one type (var
+    tessera_identity_account_types) at least as strong as its own (var
     tessera_identity_type_priority) than var tessera_identity_shared_max_people: an email on three
-    logins, a phone on eighty shop accounts, a browser three people logged in on. Whether those
-    accounts are otherwise separate people is judged on the graph without the candidates and
-    without the screened identifiers (identity_screened_identifiers), up to var
-    tessera_identity_evidence_depth links away from each candidate: those identifiers are this
-    model's nodes, numbered for identity_shared_evidence_groups, whose connected components are
-    the groups. The candidates themselves are rows too (is_candidate), with their rank. -#}
+    logins, a phone on eighty shop accounts, a browser three people logged in on, a phone on three
+    CRM duplicates of one person. Whether the accounts a candidate joins are otherwise separate
+    people is judged on the graph without it: for each
+    candidate, the identifiers within var tessera_identity_evidence_depth links of it, reached
+    without passing through it, through a screened identifier (identity_screened_identifiers) or
+    through a candidate linked directly to more than `obvious_hub` accounts of a type (a hub that
+    joins
+    that many accounts is not one person, and would otherwise be copied into the neighbourhood of
+    every candidate near it). One row per candidate and identifier of its neighbourhood, numbered
+    for identity_shared_evidence_groups, whose connected components are the groups; and one row
+    per candidate itself (is_candidate). -#}
 {%- set accounts = var('tessera_identity_account_types') -%}
 {%- set max_people = var('tessera_identity_shared_max_people') -%}
 {%- set depth = var('tessera_identity_evidence_depth') -%}
+{%- set obvious_hub = 50 -%}
 
 with
 
@@ -57,43 +63,74 @@ links as (
     from clean_edges
 ),
 
-candidates as (
+accounts_linked as (
     select
         identifier_type,
-        identifier_value
+        identifier_value,
+        linked_type,
+        count(*) as accounts_linked
     from links
     where
         linked_type in ({{ tessera.quoted_list(accounts) }})
         and {{ tessera.identifier_type_rank('linked_type') }}
         <= {{ tessera.identifier_type_rank('identifier_type') }}
-    group by identifier_type, identifier_value
-    having count(*) > {{ max_people }}
+    group by identifier_type, identifier_value, linked_type
 ),
 
-{#- Breadth-first from the candidates, never through one. -#}
+candidates as (
+    select
+        identifier_type,
+        identifier_value,
+        max(accounts_linked) as accounts_linked
+    from accounts_linked
+    where accounts_linked > {{ max_people }}
+    group by identifier_type, identifier_value
+),
+
+hubs as (
+    select * from candidates
+    where accounts_linked > {{ obvious_hub }}
+),
+
+{#- Breadth-first from each candidate, never through it or through a hub. -#}
 {%- for hop in range(1, depth + 1) %}
-    {%- set previous = 'candidates' if hop == 1 else 'hop_' ~ (hop - 1) %}
 
 hop_{{ hop }} as (
     select distinct
+        {%- if hop == 1 %}
+            frontier.identifier_type as candidate_type,
+            frontier.identifier_value as candidate_value,
+        {%- else %}
+            frontier.candidate_type,
+            frontier.candidate_value,
+        {%- endif %}
         links.linked_type as identifier_type,
         links.linked_value as identifier_value
     from links
-    inner join {{ previous }} as frontier
+    inner join {{ 'candidates' if hop == 1 else 'hop_' ~ (hop - 1) }} as frontier
         on
             links.identifier_type = frontier.identifier_type
             and links.identifier_value = frontier.identifier_value
-    left join candidates as excluded
+    left join hubs
         on
-            links.linked_type = excluded.identifier_type
-            and links.linked_value = excluded.identifier_value
-    where excluded.identifier_type is null
+            links.linked_type = hubs.identifier_type
+            and links.linked_value = hubs.identifier_value
+    where
+        hubs.identifier_type is null
+        {%- if hop > 1 %}
+            and not (
+                links.linked_type = frontier.candidate_type
+                and links.linked_value = frontier.candidate_value
+            )
+        {%- endif %}
 ),
 {%- endfor %}
 
 reached as (
     {%- for hop in range(1, depth + 1) %}
         select
+            candidate_type,
+            candidate_value,
             identifier_type,
             identifier_value,
             false as is_candidate
@@ -101,6 +138,8 @@ reached as (
         union
     {%- endfor %}
     select
+        identifier_type as candidate_type,
+        identifier_value as candidate_value,
         identifier_type,
         identifier_value,
         true as is_candidate
@@ -109,13 +148,17 @@ reached as (
 
 final as (
     select
+        candidate_type,
+        candidate_value,
         identifier_type,
         identifier_value,
         is_candidate,
         {{ tessera.identifier_type_rank('identifier_type') }} as type_rank,
         identifier_type in ({{ tessera.quoted_list(accounts) }}) as is_account,
         cast(
-            row_number() over (order by identifier_type, identifier_value)
+            row_number() over (
+                order by candidate_type, candidate_value, identifier_type, identifier_value
+            )
             as {{ dbt.type_bigint() }}
         ) as evidence_node_id
     from reached

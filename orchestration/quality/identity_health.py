@@ -17,6 +17,7 @@ from datetime import datetime
 
 import dagster as dg
 
+from orchestration.identity.report import identity_report
 from orchestration.resources import RunSettings, WarehouseResource
 from orchestration.warehouse import Warehouse
 
@@ -87,7 +88,10 @@ def measure_identity_health(warehouse: Warehouse, relations: IdentityRelations) 
     )
 
 
-def identity_health_result(health: IdentityHealth, max_identifiers: int) -> dg.AssetCheckResult:
+def identity_health_result(
+    health: IdentityHealth, max_identifiers: int, report: dict[str, str] | None = None
+) -> dg.AssetCheckResult:
+    """The check's result; ``report`` adds the identity report's tables (markdown) to it."""
     too_large = health.largest_cluster > max_identifiers
     return dg.AssetCheckResult(
         passed=not too_large,
@@ -109,6 +113,7 @@ def identity_health_result(health: IdentityHealth, max_identifiers: int) -> dg.A
             "merges_in_latest_run": health.merges_in_latest_run,
             "splits_in_latest_run": health.splits_in_latest_run,
             "merge_rate": round(health.merge_rate, 6),
+            **{name: dg.MetadataValue.md(text) for name, text in (report or {}).items()},
         },
     )
 
@@ -130,7 +135,12 @@ def build_identity_health_check(
         ),
     )
     def identity_health(warehouse: WarehouseResource, settings: RunSettings) -> dg.AssetCheckResult:
-        health = measure_identity_health(warehouse.get(), relations)
-        return identity_health_result(health, settings.config().max_identifiers_per_customer)
+        connection = warehouse.get()
+        health = measure_identity_health(connection, relations)
+        schema = relations.customer_map.split(".")[0]
+        report = identity_report(connection, schema).metadata()
+        return identity_health_result(
+            health, settings.config().max_identifiers_per_customer, report
+        )
 
     return identity_health

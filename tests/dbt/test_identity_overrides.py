@@ -49,12 +49,12 @@ def _seed_rows(warehouse: Warehouse, rows: list[tuple[str | None, ...]]) -> None
         return "null" if value is None else "'" + value.replace("'", "''") + "'"
 
     statements = ["delete from reference.identity_overrides"]
-    for row in rows:
-        statements.append(
-            "insert into reference.identity_overrides values ("
-            + ", ".join(literal(v) for v in row)
-            + ")"
-        )
+    statements.extend(
+        "insert into reference.identity_overrides values ("
+        + ", ".join(literal(v) for v in row)
+        + ")"
+        for row in rows
+    )
     warehouse.execute(statements)
 
 
@@ -138,7 +138,9 @@ def test_a_never_link_splits_a_customer_and_an_ignore_blocks_a_value(
         ("anon-max", "+14155550177", "never_link"),
         ("max@mail.io", "+14155550177", "never_link"),
     ]
-    assert cuts[0][3] == "a never_link override keeps email max@mail.io apart from email eva@mail.io"
+    assert (
+        cuts[0][3] == "a never_link override keeps email max@mail.io apart from email eva@mail.io"
+    )
     split = empty_warehouse.query(
         "select event_type, previous_customer_id, identifiers_moved "
         "from identity.identity_merge_log where event_type = 'split'"
@@ -178,9 +180,7 @@ def test_overrides_that_cannot_apply_are_refused_with_a_reason(
         ],
     )
     run_dbt(BUILD_KEEPING_SEEDS, empty_warehouse, quiet=True)
-    refused = {
-        (row[1], row[5]): row[6] for row in _log(empty_warehouse) if row[0] == "refused"
-    }
+    refused = {(row[1], row[5]): row[6] for row in _log(empty_warehouse) if row[0] == "refused"}
     assert refused == {
         ("merge", "typo"): "unknown action (always_link, never_link or ignore)",
         ("always_link", "bad"): "other identifier: malformed_email",
@@ -234,3 +234,30 @@ def test_unmerge_splits_the_identifier_off_and_the_oldest_part_keeps_the_id(
     log = _log(empty_warehouse)
     assert log[-1][:6] == ("applied", "never_link", "tom@mail.io", "user-lea", "kim",
                            "Tom is Lea's flatmate")  # fmt: skip
+
+
+def test_an_identifier_blocked_in_an_incremental_run_splits_as_a_full_build_does(
+    empty_warehouse: Warehouse,
+) -> None:
+    people = neighbours_on_one_phone()
+    people.write(empty_warehouse)
+    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    assert len(_clusters(empty_warehouse)) == 1
+    write_override(
+        empty_warehouse,
+        Override("ignore", "phone", "+14155550177", None, None, "kim", "the building's landline"),
+    )
+    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    incremental = _clusters(empty_warehouse)
+    # The blocked identifier stays in identity_identifiers, marked, as a full build leaves it.
+    blocked = empty_warehouse.query(
+        "select identifier_value, is_blocked from identity.identity_identifiers "
+        "where identifier_type = 'phone'"
+    )
+    assert blocked == [("+14155550177", True)]
+    assert incremental == {
+        frozenset({"anon-eva", "eva@mail.io"}),
+        frozenset({"anon-max", "max@mail.io"}),
+    }
+    run_dbt([*BUILD_IDENTITY, "--full-refresh"], empty_warehouse, quiet=True)
+    assert _clusters(empty_warehouse) == incremental
