@@ -37,6 +37,7 @@ from orchestration.dbt_assets import (
     tessera_dbt_project,
 )
 from orchestration.dbt_project import project_dir
+from orchestration.identity.assets import build_matching_asset
 from orchestration.predictive.assets import build_predictive_assets
 from orchestration.project import VARS_ENV, ProjectConfig
 from orchestration.quality.expectations import build_expectation_checks, load_suites
@@ -48,21 +49,28 @@ JOB_NAME = "tessera_full_build"
 ADAPTERS = {"local": "duckdb", "postgres": "postgres"}
 
 
-def extra_assets(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    """Python assets outside dbt: the predictive models, one asset per declared sync and, when
-    triggers are declared, the stream worker's snapshot. Each takes its upstream keys from
-    ``dbt_assets`` with ``get_asset_key_for_model``; the job, schedule and sensor pick them up
-    without further wiring."""
+def extra_assets(
+    dbt_assets: dg.AssetsDefinition, config: ProjectConfig
+) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """Python assets outside dbt: the predictive models, one asset per declared sync, when
+    triggers are declared the stream worker's snapshot, and when var
+    tessera_identity_fuzzy_matching is on the fuzzy match suggestions. Each takes its upstream
+    keys from ``dbt_assets`` with ``get_asset_key_for_model``; the job, schedule and sensor pick
+    them up without further wiring."""
 
     def model_key(model: str) -> dg.AssetKey:
         return get_asset_key_for_model([dbt_assets], model)
 
+    matching = (
+        [build_matching_asset(model_key)] if config["tessera_identity_fuzzy_matching"] else []
+    )
     return [
         build_predictive_assets(dbt_assets),
         *build_sync_assets(model_key),
         *build_stream_assets(
             load_triggers(project_dir(), registry()), model_key, model_key("customer_identities")
         ),
+        *matching,
     ]
 
 
@@ -214,7 +222,7 @@ def build_defs(
             ),
             loader,
             dbt_assets,
-            *extra_assets(dbt_assets),
+            *extra_assets(dbt_assets, config),
         ],
         asset_checks=[identity_health, *extra_asset_checks(dbt_assets, manifest)],
         jobs=[full_build],

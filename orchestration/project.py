@@ -182,6 +182,10 @@ def _identifier_types(value: Any) -> list[str]:
     return names
 
 
+def _fraction_or_null(value: Any) -> float | None:
+    return None if value in (None, "") else _fraction(value)
+
+
 def _identifier_or_null(value: Any) -> str | None:
     return None if value in (None, "") else _identifier(value)
 
@@ -267,6 +271,8 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "tessera_identity_evidence_depth": _whole(1),
     "tessera_identity_shared_device_thresholds": _counts_by_type,
     "tessera_identity_plan_schema": _identifier_or_null,
+    "tessera_identity_fuzzy_matching": _boolean,
+    "tessera_identity_fuzzy_auto_apply": _fraction_or_null,
     "tessera_identity_limits": _counts_by_type,
     "tessera_max_identifiers_per_customer": _whole(1),
     "tessera_identity_type_priority": _identifier_types,

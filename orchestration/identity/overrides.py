@@ -70,26 +70,36 @@ def ensure_tool_table(warehouse: Warehouse) -> None:
 
 def write_override(warehouse: Warehouse, override: Override) -> None:
     """Append ``override`` to the tool table (created when missing); applied by the next run."""
+    write_overrides(warehouse, [override])
+
+
+def write_overrides(warehouse: Warehouse, overrides: list[Override]) -> None:
+    """Append ``overrides`` to the tool table in one transaction; applied by the next run."""
+    if not overrides:
+        return
     ensure_tool_table(warehouse)
     created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    values = [
-        override.action,
-        override.identifier_type,
-        override.identifier_value,
-        override.other_identifier_type,
-        override.other_identifier_value,
-        override.created_by,
-        override.reason,
-        created_at,
+    rows = [
+        [
+            override.action,
+            override.identifier_type,
+            override.identifier_value,
+            override.other_identifier_type,
+            override.other_identifier_value,
+            override.created_by,
+            override.reason,
+            created_at,
+        ]
+        for override in overrides
     ]
-    marks = ", ".join([warehouse.placeholder] * len(values))
+    marks = ", ".join([warehouse.placeholder] * len(_COLUMNS))
     sql = f"insert into {TOOL_TABLE} ({', '.join(_COLUMNS)}) values ({marks})"
     if warehouse.duckdb_path is not None:
         with warehouse.duckdb_connection() as con:
-            con.execute(sql, values)
+            con.executemany(sql, rows)
         return
-    with warehouse.postgres_connection() as con, con.transaction():
-        con.execute(sql, values)
+    with warehouse.postgres_connection() as con, con.transaction(), con.cursor() as cur:
+        cur.executemany(sql, rows)
 
 
 @dataclass(frozen=True)
