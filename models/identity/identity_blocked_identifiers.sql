@@ -53,7 +53,7 @@ grouped_nodes as (
     where not evidence_nodes.is_candidate
 ),
 
-{#- The account types each group holds. -#}
+{# The account types each group holds. #}
 group_accounts as (
     select distinct
         group_id,
@@ -63,7 +63,7 @@ group_accounts as (
     where is_account
 ),
 
-{#- Each candidate's neighbours, in the groups of its own neighbourhood. -#}
+{# Each candidate's neighbours, in the groups of its own neighbourhood. #}
 candidate_neighbours as (
     select
         candidates.identifier_type,
@@ -100,9 +100,10 @@ candidate_neighbours as (
             and candidates.identifier_value = grouped_nodes.candidate_value
 ),
 
-{#- Per candidate and account type: the groups holding an account of that type. Accounts of
+{# Per candidate and account type: the groups holding an account of that type. Accounts of
     different types are one person's in different systems (a login, a CRM contact and a shop
-    account on one email); several groups holding accounts of one type are several people. #}
+    account on one email); several groups holding accounts of one type are several people. -#}
+
 people_by_type as (
     select
         candidate_neighbours.identifier_type,
@@ -125,7 +126,7 @@ people_joined as (
             *,
             row_number() over (
                 partition by identifier_type, identifier_value
-                order by people_count desc, account_rank
+                order by people_count desc, account_rank asc
             ) as type_order
         from people_by_type
     ) as ordered

@@ -66,6 +66,7 @@ override_pairs as (
 
 {#- Identifiers of one type always-linked to each other count once toward its limit: each gets
     the smallest node id of its class (always_link pairs of one type, taken transitively). #}
+
 class_links as (
     select
         node_a,

@@ -90,10 +90,11 @@ checked as (
                     'identifier_type', 'identifier_value_raw', 'identifier_value'
                 ) }},
                 case
-                    when action = 'ignore' and (
-                        other_identifier_type is not null
-                        or nullif(trim(other_identifier_value_raw), '') is not null
-                    )
+                    when
+                        action = 'ignore' and (
+                            other_identifier_type is not null
+                            or nullif(trim(other_identifier_value_raw), '') is not null
+                        )
                         then 'ignore names one identifier only'
                     when action <> 'ignore' then
                         coalesce(
@@ -103,7 +104,8 @@ checked as (
                                 'other_identifier_value'
                             ) }},
                             case
-                                when identifier_type = other_identifier_type
+                                when
+                                    identifier_type = other_identifier_type
                                     and identifier_value = other_identifier_value
                                     then 'an identifier cannot be linked with itself'
                             end
@@ -114,11 +116,16 @@ checked as (
     from requested
 ),
 
-{#- A link is stored with its two identifiers in one order (type, then value), so a pair given
-    either way round is one override. -#}
+{# A link is stored with its two identifiers in one order (type, then value), so a pair given
+    either way round is one override. #}
 ordered as (
     select
         action,
+        created_by,
+        reason,
+        created_at,
+        origin,
+        invalid_reason,
         case when swap then other_identifier_type else identifier_type end as identifier_type,
         case when swap then other_identifier_value_raw else identifier_value_raw end
             as identifier_value_raw,
@@ -127,12 +134,7 @@ ordered as (
         case when swap then identifier_value_raw else other_identifier_value_raw end
             as other_identifier_value_raw,
         case when swap then identifier_value else other_identifier_value end
-            as other_identifier_value,
-        created_by,
-        reason,
-        created_at,
-        origin,
-        invalid_reason
+            as other_identifier_value
     from (
         select
             *,

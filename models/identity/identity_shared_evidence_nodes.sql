@@ -95,35 +95,35 @@ hubs as (
 {#- Breadth-first from each candidate, never through it or through a hub. -#}
 {%- for hop in range(1, depth + 1) %}
 
-hop_{{ hop }} as (
-    select distinct
-        {%- if hop == 1 %}
-            frontier.identifier_type as candidate_type,
-            frontier.identifier_value as candidate_value,
-        {%- else %}
-            frontier.candidate_type,
-            frontier.candidate_value,
-        {%- endif %}
-        links.linked_type as identifier_type,
-        links.linked_value as identifier_value
-    from links
-    inner join {{ 'candidates' if hop == 1 else 'hop_' ~ (hop - 1) }} as frontier
-        on
-            links.identifier_type = frontier.identifier_type
-            and links.identifier_value = frontier.identifier_value
-    left join hubs
-        on
-            links.linked_type = hubs.identifier_type
-            and links.linked_value = hubs.identifier_value
-    where
-        hubs.identifier_type is null
-        {%- if hop > 1 %}
-            and not (
-                links.linked_type = frontier.candidate_type
-                and links.linked_value = frontier.candidate_value
-            )
-        {%- endif %}
-),
+    hop_{{ hop }} as (
+        select distinct
+            {%- if hop == 1 %}
+                frontier.identifier_type as candidate_type,
+                frontier.identifier_value as candidate_value,
+            {%- else %}
+                frontier.candidate_type,
+                frontier.candidate_value,
+            {%- endif %}
+            links.linked_type as identifier_type,
+            links.linked_value as identifier_value
+        from links
+        inner join {{ 'candidates' if hop == 1 else 'hop_' ~ (hop - 1) }} as frontier
+            on
+                links.identifier_type = frontier.identifier_type
+                and links.identifier_value = frontier.identifier_value
+        left join hubs
+            on
+                links.linked_type = hubs.identifier_type
+                and links.linked_value = hubs.identifier_value
+        where
+            hubs.identifier_type is null
+            {%- if hop > 1 %}
+                and not (
+                    links.linked_type = frontier.candidate_type
+                    and links.linked_value = frontier.candidate_value
+                )
+            {%- endif %}
+    ),
 {%- endfor %}
 
 reached as (
@@ -156,9 +156,10 @@ final as (
         {{ tessera.identifier_type_rank('identifier_type') }} as type_rank,
         identifier_type in ({{ tessera.quoted_list(accounts) }}) as is_account,
         cast(
-            row_number() over (
-                order by candidate_type, candidate_value, identifier_type, identifier_value
-            )
+            row_number()
+                over (
+                    order by candidate_type, candidate_value, identifier_type, identifier_value
+                )
             as {{ dbt.type_bigint() }}
         ) as evidence_node_id
     from reached

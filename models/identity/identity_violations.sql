@@ -100,8 +100,9 @@ final as (
         edges_either_way.first_source_row_id,
         edges_either_way.first_observed_at,
         edges_either_way.evidence_count
-    from described
-    {#- left: an always_link override cut by a never_link one has no source row. #}
+    from
+        described
+        {#- left: an always_link override cut by a never_link one has no source row. #}
     left join edges_either_way
         on
             described.identifier_type_a = edges_either_way.identifier_type_a
