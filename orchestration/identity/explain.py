@@ -29,6 +29,7 @@ class Explanation:
     identifiers: list[tuple[Any, ...]] = field(default_factory=list)
     links: list[tuple[Any, ...]] = field(default_factory=list)
     cut_links: list[tuple[Any, ...]] = field(default_factory=list)
+    overrides: list[tuple[Any, ...]] = field(default_factory=list)
     history: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -141,6 +142,26 @@ def explain(warehouse: Warehouse, text: str) -> Explanation:
         """,
         [customer_id],
     )
+    if warehouse.relation_exists("identity", "identity_override_requests"):
+        result.overrides = warehouse.query(
+            f"""
+            select overrides.action, overrides.identifier_type, overrides.identifier_value,
+                overrides.other_identifier_type, overrides.other_identifier_value,
+                overrides.created_by, overrides.reason
+            from identity.identity_override_requests as overrides
+            where overrides.refused_reason is null
+                and overrides.action <> 'ignore'
+                and exists (
+                    select 1 from ({members}) as members
+                    where (members.identifier_type = overrides.identifier_type
+                        and members.identifier_value = overrides.identifier_value)
+                    or (members.identifier_type = overrides.other_identifier_type
+                        and members.identifier_value = overrides.other_identifier_value)
+                )
+            order by 1, 2, 3, 4, 5
+            """,
+            [customer_id],
+        )
     result.history = warehouse.query(
         f"""
         select logged_at, event_type, customer_id, previous_customer_id, identifiers_moved
@@ -179,10 +200,16 @@ def format_explanation(found: Explanation) -> str:
         for ta, va, tb, vb, table, row_id, at, count in found.links
     ]
     if found.cut_links:
-        lines += ["", f"links cut by identity limits ({len(found.cut_links)})"]
+        lines += ["", f"links cut by identity limits and overrides ({len(found.cut_links)})"]
         lines += [
             f"  {ta}:{va} -- {tb}:{vb}   {table} row {row_id}: {reason}"
             for ta, va, tb, vb, reason, table, row_id in found.cut_links
+        ]
+    if found.overrides:
+        lines += ["", f"overrides ({len(found.overrides)})"]
+        lines += [
+            f"  {action} {ta}:{va} -- {tb}:{vb}   by {who}: {why}"
+            for action, ta, va, tb, vb, who, why in found.overrides
         ]
     if found.history:
         lines += ["", "history"]

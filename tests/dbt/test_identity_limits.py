@@ -109,6 +109,6 @@ def test_explain_shows_the_customer_its_links_and_the_links_cut(
     ]
     text = format_explanation(found)
     assert f"belongs to customer {found.customer_id}" in text
-    assert "links cut by identity limits (2)" in text
+    assert "links cut by identity limits and overrides (2)" in text
     with pytest.raises(ExplainError, match=r"no identifier matches 'zed@family\.io'"):
         explain(empty_warehouse, "zed@family.io")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from orchestration.dbt_project import run_dbt
+from orchestration.identity.explain import explain, format_explanation
 from orchestration.identity.overrides import Override, OverrideError, unmerge, write_override
 from orchestration.warehouse import Warehouse
 from tests.dbt.identity_people import People
@@ -130,6 +131,13 @@ def test_a_never_link_splits_a_customer_and_an_ignore_blocks_a_value(
     }
     assert _customer_of(empty_warehouse, "eva@mail.io") == before
     assert _customer_of(empty_warehouse, "max@mail.io") != before
+    # `tessera explain` shows the override, and the links it cut with its reason.
+    text = format_explanation(explain(empty_warehouse, "max@mail.io"))
+    assert (
+        "never_link email:eva@mail.io -- email:max@mail.io   by kim: two neighbours, not one person"
+        in text
+    )
+    assert "a never_link override keeps email max@mail.io apart from email eva@mail.io" in text
     cuts = empty_warehouse.query(
         "select identifier_value_a, identifier_value_b, rule, reason "
         "from identity.identity_violations order by 1, 2"
