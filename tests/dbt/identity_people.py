@@ -56,6 +56,18 @@ class People:
         replace_rows(warehouse, "orders", ORDER_COLUMNS, self.orders)
         replace_rows(warehouse, "crm_contacts", CRM_COLUMNS, self.crm_contacts)
 
+    def add(self, other: People) -> People:
+        """These people and ``other``'s, in one set of source tables (row ids renumbered)."""
+        offset = len(self.identifies)
+        self.identifies += [(f"i{offset + n}", *row[1:]) for n, row in enumerate(other.identifies)]
+        offset = len(self.orders)
+        self.orders += [(f"o{offset + n}", *row[1:]) for n, row in enumerate(other.orders)]
+        self.crm_contacts += other.crm_contacts
+        for person, values in other.owners.items():
+            self.own(person, *values)
+        self.shared |= other.shared
+        return self
+
     def expected_clusters(self) -> set[frozenset[str]]:
         """Each person's identifiers but the shared ones: what identity must find."""
         return {frozenset(values - self.shared) for values in self.owners.values()}
@@ -82,20 +94,22 @@ def many_addresses() -> People:
     return people
 
 
-def company_inbox(people_count: int = 50) -> People:
+def company_inbox(
+    people_count: int = 50, inbox: str = "info@acme-corp.io", on_website: bool = True
+) -> People:
     """A company inbox typed by ``people_count`` people who never logged in: half on the website's
     newsletter form (their own browser, some with their own phone), half as CRM contacts (their
-    own contact, some with their own phone)."""
+    own contact, some with their own phone); all of them CRM contacts unless ``on_website``."""
     people = People()
-    inbox = "info@acme-corp.io"
     people.shared.add(inbox)
+    company = inbox.split("@")[1].split(".")[0]
     for n in range(people_count):
-        person = f"colleague-{n}"
-        phone = f"+1212555{n:04d}" if n % 2 == 0 else None
-        if n < people_count // 2:
-            people.identify(person, f"anon-colleague-{n}", None, inbox, phone)
+        person = f"{company}-{n}"
+        phone = f"+1212{len(company):03d}{n:04d}" if n % 2 == 0 else None
+        if on_website and n < people_count // 2:
+            people.identify(person, f"anon-{company}-{n}", None, inbox, phone)
         else:
-            people.contact(person, f"crm-colleague-{n}", inbox, phone, f"Name{n}", "Acme")
+            people.contact(person, f"crm-{company}-{n}", inbox, phone, f"Name{n}", company)
     return people
 
 

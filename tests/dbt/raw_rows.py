@@ -68,3 +68,6 @@ BUILD_IDENTITY = [
     "--exclude-resource-type",
     "unit_test",
 ]
+
+# The same models without their data tests: for the builds of a test before its last one.
+BUILD_IDENTITY_FAST = [*BUILD_IDENTITY[:-1], "test", "unit_test"]

@@ -11,13 +11,14 @@ from orchestration.identity.explain import explain, format_explanation
 from orchestration.identity.overrides import Override, OverrideError, unmerge, write_override
 from orchestration.warehouse import Warehouse
 from tests.dbt.identity_people import People
-from tests.dbt.raw_rows import BUILD_IDENTITY
+from tests.dbt.raw_rows import BUILD_IDENTITY, BUILD_IDENTITY_FAST
 
 pytestmark = pytest.mark.integration
 
 # The seed's table edited as a person would edit the CSV and run `dbt seed`: a build that leaves
 # the seeds as they are.
 BUILD_KEEPING_SEEDS = [*BUILD_IDENTITY, "seed"]
+FAST_KEEPING_SEEDS = [*BUILD_IDENTITY_FAST, "seed"]
 
 
 def _clusters(warehouse: Warehouse) -> set[frozenset[str]]:
@@ -82,14 +83,14 @@ def test_an_always_link_in_the_seed_joins_two_logins_past_the_limit_of_one(
 ) -> None:
     people = two_logins()
     people.write(empty_warehouse)
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     assert len(_clusters(empty_warehouse)) == 2
     _seed_rows(
         empty_warehouse,
         [("always_link", "user_id", "user-ida-new", "user_id", "user-ida-old", "kim",
           "Ida confirmed both accounts by phone, ticket 4411")],
     )  # fmt: skip
-    run_dbt(BUILD_KEEPING_SEEDS, empty_warehouse, quiet=True)
+    run_dbt(FAST_KEEPING_SEEDS, empty_warehouse, quiet=True)
     # Two user_ids always linked count once toward the limit of one login per customer.
     assert _clusters(empty_warehouse) == people.expected_clusters()
     assert empty_warehouse.query("select count(*) from identity.identity_violations") == [(0,)]
@@ -103,7 +104,7 @@ def test_an_always_link_in_the_seed_joins_two_logins_past_the_limit_of_one(
     assert len(_log(empty_warehouse)) == 1
     # Withdrawn: the logins part again, and the log says so.
     _seed_rows(empty_warehouse, [])
-    run_dbt(BUILD_KEEPING_SEEDS, empty_warehouse, quiet=True)
+    run_dbt(FAST_KEEPING_SEEDS, empty_warehouse, quiet=True)
     assert len(_clusters(empty_warehouse)) == 2
     assert [row[0] for row in _log(empty_warehouse)] == ["applied", "withdrawn"]
 
@@ -113,7 +114,7 @@ def test_a_never_link_splits_a_customer_and_an_ignore_blocks_a_value(
 ) -> None:
     people = neighbours_on_one_phone()
     people.write(empty_warehouse)
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     assert len(_clusters(empty_warehouse)) == 1
     before = _customer_of(empty_warehouse, "eva@mail.io")
 
@@ -159,7 +160,7 @@ def test_a_never_link_splits_a_customer_and_an_ignore_blocks_a_value(
         empty_warehouse,
         Override("ignore", "phone", "(415) 555-0177", None, None, "kim", "the building's landline"),
     )
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     assert empty_warehouse.query(
         "select identifier_value, blocked_reason from identity.identity_blocked_identifiers"
     ) == [("+14155550177", "override: ignored by kim: the building's landline")]
@@ -174,7 +175,7 @@ def test_overrides_that_cannot_apply_are_refused_with_a_reason(
 ) -> None:
     people = neighbours_on_one_phone()
     people.write(empty_warehouse)
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     _seed_rows(
         empty_warehouse,
         [
@@ -210,14 +211,14 @@ def test_unmerge_splits_the_identifier_off_and_the_oldest_part_keeps_the_id(
     people = People()
     people.identify("lea", "anon-lea", "user-lea", "lea@mail.io", ts="2025-01-01T00:00:00Z")
     people.write(empty_warehouse)
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     lea = _customer_of(empty_warehouse, "user-lea")
     # Later a shop order typed by someone else on Lea's browser ties Tom's address to her.
     people.identify("tom", "anon-lea", None, "tom@mail.io", ts="2025-03-01T00:00:00Z")
     people.identify("tom", "anon-tom", None, "tom@mail.io", "+14155550188",
                     ts="2025-03-01T00:00:00Z")  # fmt: skip
     people.write(empty_warehouse)
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     assert len(_clusters(empty_warehouse)) == 1
     assert _customer_of(empty_warehouse, "tom@mail.io") == lea
 
@@ -249,13 +250,13 @@ def test_an_identifier_blocked_in_an_incremental_run_splits_as_a_full_build_does
 ) -> None:
     people = neighbours_on_one_phone()
     people.write(empty_warehouse)
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     assert len(_clusters(empty_warehouse)) == 1
     write_override(
         empty_warehouse,
         Override("ignore", "phone", "+14155550177", None, None, "kim", "the building's landline"),
     )
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     incremental = _clusters(empty_warehouse)
     # The blocked identifier stays in identity_identifiers, marked, as a full build leaves it.
     blocked = empty_warehouse.query(

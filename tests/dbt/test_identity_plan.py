@@ -11,7 +11,7 @@ from orchestration.dbt_project import run_dbt
 from orchestration.identity.plan import PLAN_SCHEMA, PlanError, format_plan, plan_identity
 from orchestration.warehouse import Warehouse
 from tests.dbt.identity_people import People
-from tests.dbt.raw_rows import BUILD_IDENTITY
+from tests.dbt.raw_rows import BUILD_IDENTITY, BUILD_IDENTITY_FAST
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ def test_a_plan_file_with_the_wrong_columns_is_refused(
     empty_warehouse: Warehouse, tmp_path: Path
 ) -> None:
     planted().write(empty_warehouse)
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     bad = tmp_path / "blocklist.csv"
     bad.write_text("type,value\nphone,+14155550177\n")
     with pytest.raises(

@@ -17,7 +17,7 @@ from orchestration.quality.identity_health import (
 )
 from orchestration.warehouse import Warehouse
 from tests.dbt.identity_people import many_addresses, placeholder_phone
-from tests.dbt.raw_rows import BUILD_IDENTITY
+from tests.dbt.raw_rows import BUILD_IDENTITY, BUILD_IDENTITY_FAST
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def test_the_report_counts_customers_blocked_identifiers_and_splits(
     shop = placeholder_phone(5)
     people.orders += shop.orders
     people.write(empty_warehouse)
-    run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
+    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     maya = empty_warehouse.query(
         "select customer_id from identity.identity_customer_map "
         "where identifier_value = 'user-maya'"

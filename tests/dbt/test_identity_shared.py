@@ -8,7 +8,7 @@ import pytest
 from orchestration.dbt_project import run_dbt
 from orchestration.warehouse import Warehouse
 from tests.dbt.identity_people import People, company_inbox, many_addresses, placeholder_phone
-from tests.dbt.raw_rows import BUILD_IDENTITY
+from tests.dbt.raw_rows import BUILD_IDENTITY, BUILD_IDENTITY_FAST
 
 pytestmark = pytest.mark.integration
 
@@ -35,56 +35,34 @@ def _build(warehouse: Warehouse, people: People) -> None:
     run_dbt(BUILD_IDENTITY, warehouse, quiet=True)
 
 
-def test_one_login_with_many_addresses_and_crm_duplicates_stays_one_customer(
+def test_many_addresses_stay_one_person_and_an_inbox_or_a_shop_phone_merge_nobody(
     empty_warehouse: Warehouse,
 ) -> None:
-    people = many_addresses()
+    # Four groups of people in one set of source tables (they share nothing): one build.
+    maya = many_addresses()
+    inbox = company_inbox(50)
+    # 12 CRM contacts on another inbox, no browser: under any device threshold, so only the
+    # evidence rule can find it.
+    crm_inbox = company_inbox(12, inbox="team@globex.io", on_website=False)
+    shop = placeholder_phone(80)
+    people = People().add(maya).add(inbox).add(crm_inbox).add(shop)
     _build(empty_warehouse, people)
-    assert _blocked(empty_warehouse) == {}
-    assert empty_warehouse.query("select count(*) from identity.identity_violations") == [(0,)]
+
+    assert _blocked(empty_warehouse) == {
+        # 25 browsers are more than one person uses (the first rule that applies is given; the
+        # 25 CRM contacts that share nothing else would be 25 people too).
+        "info@acme-corp.io": "shared: linked to 25 anonymous_id values (more than 20)",
+        "team@globex.io": "shared: joins 12 separate people by crm_contact_id (more than 2)",
+        "+13125550100": "shared: joins 80 separate people by shop_customer_ref (more than 2)",
+    }
     clusters = _clusters(empty_warehouse)
     assert clusters == people.expected_clusters()
-    maya = next(cluster for cluster in clusters if "user-maya" in cluster)
-    # 1 login, 6 emails, 3 phones, 5 CRM contacts, 3 browsers and 1 shop account.
-    assert len(maya) == 19
-
-
-def test_a_company_inbox_typed_by_50_people_merges_nobody(empty_warehouse: Warehouse) -> None:
-    people = company_inbox(50)
-    _build(empty_warehouse, people)
-    blocked = _blocked(empty_warehouse)
-    assert set(blocked) == {"info@acme-corp.io"}
-    # 25 browsers are more than one person uses, and 25 CRM contacts that share nothing else are
-    # 25 people: the first rule that applies is given.
-    assert blocked["info@acme-corp.io"] == "shared: linked to 25 anonymous_id values (more than 20)"
-    assert _clusters(empty_warehouse) == people.expected_clusters()
-    assert len(people.expected_clusters()) == 50
-
-
-def test_a_company_inbox_of_crm_contacts_alone_is_judged_by_the_people_it_joins(
-    empty_warehouse: Warehouse,
-) -> None:
-    # 12 CRM contacts, no browser: under any device limit, so only the evidence rule can find it.
-    people = company_inbox(24)
-    people.identifies = []
-    people.owners = {k: v for k, v in people.owners.items() if int(k.split("-")[1]) >= 12}
-    _build(empty_warehouse, people)
-    assert _blocked(empty_warehouse) == {
-        "info@acme-corp.io": "shared: joins 12 separate people by crm_contact_id (more than 2)"
-    }
-    assert _clusters(empty_warehouse) == people.expected_clusters()
-
-
-def test_a_placeholder_phone_typed_for_80_shop_customers_merges_nobody(
-    empty_warehouse: Warehouse,
-) -> None:
-    people = placeholder_phone(80)
-    _build(empty_warehouse, people)
-    assert _blocked(empty_warehouse) == {
-        "+13125550100": "shared: joins 80 separate people by shop_customer_ref (more than 2)"
-    }
-    assert _clusters(empty_warehouse) == people.expected_clusters()
-    assert len(people.expected_clusters()) == 80
+    assert len(clusters) == 1 + 1 + 50 + 12 + 80
+    # One login, 6 emails, 3 phones, 5 CRM duplicates, 3 browsers and 1 shop account: one
+    # customer, and no link cut.
+    (one,) = (cluster for cluster in clusters if "user-maya" in cluster)
+    assert len(one) == 19
+    assert empty_warehouse.query("select count(*) from identity.identity_violations") == [(0,)]
 
 
 def test_an_address_two_people_share_is_left_to_the_limits(empty_warehouse: Warehouse) -> None:
@@ -114,7 +92,7 @@ def test_the_evidence_rule_is_read_from_vars(empty_warehouse: Warehouse) -> None
     people = placeholder_phone(5)
     people.write(empty_warehouse)
     run_dbt(
-        BUILD_IDENTITY,
+        BUILD_IDENTITY_FAST,
         empty_warehouse,
         dbt_vars={"tessera_identity_shared_max_people": 5},
         quiet=True,

@@ -210,6 +210,6 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
     browser.wait_for_text(["Materializing"], 60)
 
     browser.open(f"{ui}/runs")
-    runs = browser.wait_for_text(["2 assets", "Success"], 300)
+    runs = browser.wait_for_text([f"{seeds} assets", "Success"], 300)
     assert "Failure" not in runs
     browser.screenshot(ARTIFACTS / "runs.png")
