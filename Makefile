@@ -77,6 +77,8 @@ bench: install postgres
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/identity.py
 	$(BIN)/python bench/identity_incremental.py
+	$(BIN)/python bench/identity_plan.py
+	$(BIN)/python bench/identity_fuzzy.py
 	$(BIN)/python bench/predictive.py
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/collect.py

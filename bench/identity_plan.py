@@ -8,10 +8,10 @@ build into schema identity_plan, the comparison). Target: a plan costs at most 1
 identity build.
 
 Changes planned:
-- ``limits``: var tessera_identity_limits with email and phone limited to 3 (every component is
-  checked against the limits again);
+- ``limits``: var tessera_identity_limits with at most 2 anonymous ids per customer (every
+  component is checked against the limits again, and people with more browsers are split);
 - ``max_people``: var tessera_identity_shared_max_people 1 (more identifiers shared);
-- ``blocklist``: a blocklist file adding the 20 most linked emails.
+- ``blocklist``: a blocklist file adding the 20 linkable emails with the most links.
 
     python bench/identity_plan.py [--customers 200000] [--seed 42]
 """
@@ -51,8 +51,11 @@ def main() -> None:
                 quiet=True)  # fmt: skip
         identity_seconds = time.perf_counter() - started
         emails = warehouse.query(
-            "select identifier_value_b from identity.identity_edges "
-            "where identifier_type_b = 'email' group by 1 order by count(*) desc, 1 limit 20"
+            "select edges.identifier_value_b from identity.identity_edges as edges "
+            "inner join identity.identity_customer_map as linkable "
+            "on edges.identifier_type_b = linkable.identifier_type "
+            "and edges.identifier_value_b = linkable.identifier_value "
+            "where edges.identifier_type_b = 'email' group by 1 order by count(*) desc, 1 limit 20"
         )
         blocklist = Path(folder) / "blocklist.csv"
         blocklist.write_text(
@@ -60,7 +63,7 @@ def main() -> None:
             + "".join(f"email,{value},bench\n" for (value,) in emails)
         )
         changes = {
-            "limits": {"vars": {"tessera_identity_limits": {"user_id": 1, "email": 3, "phone": 3}}},
+            "limits": {"vars": {"tessera_identity_limits": {"user_id": 1, "anonymous_id": 2}}},
             "max_people": {"vars": {"tessera_identity_shared_max_people": 1}},
             "blocklist": {"blocklist": blocklist},
         }
