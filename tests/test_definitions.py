@@ -19,7 +19,9 @@ from dagster_dbt import get_asset_key_for_model
 
 from orchestration.dbt_assets import TesseraDbtTranslator
 from orchestration.definitions import JOB_NAME, build_defs
+from orchestration.project import ProjectConfig
 from orchestration.quality.identity_health import IdentityHealth, identity_health_result
+from orchestration.resources import RunSettings
 from orchestration.warehouse import Warehouse
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -163,3 +165,20 @@ def test_identity_health_passes_at_the_cap_and_reports_the_merge_rate() -> None:
     assert result.passed
     assert result.metadata["merge_rate"].value == pytest.approx(0.025)
     assert result.metadata["mean_identifiers_per_customer"].value == pytest.approx(3.333)
+
+
+def test_fuzzy_match_suggestions_are_an_asset_only_when_turned_on(
+    tmp_path: Path, repository: dg.RepositoryDefinition
+) -> None:
+    key = dg.AssetKey(["identity", "identity_match_suggestions"])
+    assert key not in repository.asset_graph.get_all_asset_keys()
+    config = ProjectConfig.load({"tessera_identity_fuzzy_matching": True})
+    defs = build_defs(
+        Warehouse(target="local", duckdb_path=tmp_path / "tessera.duckdb"),
+        RunSettings.of(config, output_dir=tmp_path),
+    )
+    graph = defs.get_repository_def().asset_graph
+    assert key in graph.get_all_asset_keys()
+    upstream = {parent.path[-1] for parent in graph.get(key).parent_keys}
+    assert upstream == {"customers", "customer_erasures"}
+    assert key in defs.resolve_job_def(JOB_NAME).asset_layer.selected_asset_keys
