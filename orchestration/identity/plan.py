@@ -83,7 +83,8 @@ class IdentityPlan:
         return {c for change in self.merges + self.splits for c in change.before + change.after}
 
 
-def _load_seed_file(warehouse: Warehouse, name: str, path: Path) -> int:
+def _read_seed_file(name: str, path: Path) -> list[list[str]]:
+    """The rows of a CSV standing in for seed ``name``, or PlanError naming what is wrong."""
     header = SEED_FILES[name]
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -99,6 +100,11 @@ def _load_seed_file(warehouse: Warehouse, name: str, path: Path) -> int:
     for number, row in enumerate(rows, start=2):
         if len(row) != len(header):
             raise PlanError(f"{path} line {number}: {len(row)} fields, expected {len(header)}")
+    return rows
+
+
+def _load_seed_rows(warehouse: Warehouse, name: str, rows: list[list[str]]) -> None:
+    header = SEED_FILES[name]
     columns = ", ".join(f"{column} varchar" for column in header)
     statements = [f"create table {PLAN_SCHEMA}.{name} ({columns})"]
     if rows:
@@ -108,7 +114,6 @@ def _load_seed_file(warehouse: Warehouse, name: str, path: Path) -> int:
         )
         statements.append(f"insert into {PLAN_SCHEMA}.{name} values {values}")
     warehouse.execute(statements)
-    return len(rows)
 
 
 def _literal(text: str) -> str:
@@ -122,6 +127,12 @@ def build_candidate(
     overrides: Path | None = None,
 ) -> None:
     """Build the candidate partition into schema ``identity_plan`` (replaced)."""
+    # The files first: a mistake in one is reported before anything is copied or built.
+    files = {
+        name: _read_seed_file(name, Path(path))
+        for name, path in (("identifier_blocklist", blocklist), ("identity_overrides", overrides))
+        if path is not None
+    }
     if not warehouse.relation_exists(LIVE_SCHEMA, "identity_customer_map"):
         raise PlanError(
             f"{warehouse.describe()} has no identity models yet: run `tessera run` first, "
@@ -139,9 +150,8 @@ def build_candidate(
         if warehouse.relation_exists(LIVE_SCHEMA, table)
     )
     warehouse.execute(statements)
-    for name, path in (("identifier_blocklist", blocklist), ("identity_overrides", overrides)):
-        if path is not None:
-            _load_seed_file(warehouse, name, Path(path))
+    for name, rows in files.items():
+        _load_seed_rows(warehouse, name, rows)
     run_dbt(
         [
             "run",

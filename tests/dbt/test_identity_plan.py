@@ -11,7 +11,7 @@ from orchestration.dbt_project import run_dbt
 from orchestration.identity.plan import PLAN_SCHEMA, PlanError, format_plan, plan_identity
 from orchestration.warehouse import Warehouse
 from tests.dbt.identity_people import People
-from tests.dbt.raw_rows import BUILD_IDENTITY, BUILD_IDENTITY_FAST
+from tests.dbt.raw_rows import BUILD_IDENTITY
 
 pytestmark = pytest.mark.integration
 
@@ -106,14 +106,16 @@ def test_the_plan_lists_exactly_the_merges_and_splits_a_change_causes(
     assert (unchanged.merges, unchanged.splits, unchanged.stop_linking) == ([], [], [])
 
 
-def test_a_plan_file_with_the_wrong_columns_is_refused(
+def test_a_plan_file_with_the_wrong_columns_is_refused_before_anything_is_built(
     empty_warehouse: Warehouse, tmp_path: Path
 ) -> None:
-    planted().write(empty_warehouse)
-    run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
     bad = tmp_path / "blocklist.csv"
     bad.write_text("type,value\nphone,+14155550177\n")
     with pytest.raises(
         PlanError, match="the header must be identifier_type,identifier_value,reason"
     ):
         plan_identity(empty_warehouse, blocklist=bad)
+    assert not empty_warehouse.relation_exists(PLAN_SCHEMA, "identity_customer_map")
+    # A warehouse with no identity build yet is told so.
+    with pytest.raises(PlanError, match="has no identity models yet: run `tessera run` first"):
+        plan_identity(empty_warehouse)
