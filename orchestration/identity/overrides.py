@@ -18,7 +18,8 @@ from orchestration.warehouse import Warehouse
 
 ACTIONS = ("always_link", "never_link", "ignore")
 TOOL_TABLE = "identity.identity_tool_overrides"
-_COLUMNS = (
+#: The columns of seed identity_overrides, and of the tool table after them created_at.
+OVERRIDE_COLUMNS = (
     "action",
     "identifier_type",
     "identifier_value",
@@ -26,8 +27,8 @@ _COLUMNS = (
     "other_identifier_value",
     "created_by",
     "reason",
-    "created_at",
 )
+_COLUMNS = (*OVERRIDE_COLUMNS, "created_at")
 
 
 class OverrideError(ValueError):
@@ -59,7 +60,7 @@ class Override:
 
 def ensure_tool_table(warehouse: Warehouse) -> None:
     text = "varchar" if warehouse.duckdb_path is not None else "text"
-    columns = ", ".join(f"{name} {text}" for name in _COLUMNS[:-1])
+    columns = ", ".join(f"{name} {text}" for name in OVERRIDE_COLUMNS)
     warehouse.execute(
         [
             "create schema if not exists identity",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestration.dbt_project import run_dbt
+from orchestration.identity.overrides import OVERRIDE_COLUMNS
 from orchestration.project import ProjectConfig
 from orchestration.warehouse import Warehouse, quote_identifier
 
@@ -41,15 +42,7 @@ STATE_TABLES = (
 # Files a plan may replace, as the seed tables their rows stand in for, with their header.
 SEED_FILES = {
     "identifier_blocklist": ("identifier_type", "identifier_value", "reason"),
-    "identity_overrides": (
-        "action",
-        "identifier_type",
-        "identifier_value",
-        "other_identifier_type",
-        "other_identifier_value",
-        "created_by",
-        "reason",
-    ),
+    "identity_overrides": OVERRIDE_COLUMNS,
 }
 SAMPLES = 5
 

@@ -124,3 +124,13 @@ def placeholder_phone(people_count: int = 80) -> People:
         if n % 4 == 0:
             people.order(f"shopper-{n}", f"ref-{n}", f"shopper{n}@mail.io", phone)
     return people
+
+
+def customer_clusters(warehouse: Warehouse) -> set[frozenset[str]]:
+    """identity_customer_map as sets of identifier values, one per customer."""
+    groups: dict[str, set[str]] = {}
+    for customer_id, value in warehouse.query(
+        "select customer_id, identifier_value from identity.identity_customer_map"
+    ):
+        groups.setdefault(customer_id, set()).add(value)
+    return {frozenset(group) for group in groups.values()}

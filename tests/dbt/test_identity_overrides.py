@@ -10,7 +10,7 @@ from orchestration.dbt_project import run_dbt
 from orchestration.identity.explain import explain, format_explanation
 from orchestration.identity.overrides import Override, OverrideError, unmerge, write_override
 from orchestration.warehouse import Warehouse
-from tests.dbt.identity_people import People
+from tests.dbt.identity_people import People, customer_clusters
 from tests.dbt.raw_rows import BUILD_IDENTITY, BUILD_IDENTITY_FAST
 
 pytestmark = pytest.mark.integration
@@ -19,15 +19,6 @@ pytestmark = pytest.mark.integration
 # the seeds as they are.
 BUILD_KEEPING_SEEDS = [*BUILD_IDENTITY, "seed"]
 FAST_KEEPING_SEEDS = [*BUILD_IDENTITY_FAST, "seed"]
-
-
-def _clusters(warehouse: Warehouse) -> set[frozenset[str]]:
-    groups: dict[str, set[str]] = {}
-    for customer_id, value in warehouse.query(
-        "select customer_id, identifier_value from identity.identity_customer_map"
-    ):
-        groups.setdefault(customer_id, set()).add(value)
-    return {frozenset(group) for group in groups.values()}
 
 
 def _customer_of(warehouse: Warehouse, value: str) -> str:
@@ -84,7 +75,7 @@ def test_an_always_link_in_the_seed_joins_two_logins_past_the_limit_of_one(
     people = two_logins()
     people.write(empty_warehouse)
     run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
-    assert len(_clusters(empty_warehouse)) == 2
+    assert len(customer_clusters(empty_warehouse)) == 2
     _seed_rows(
         empty_warehouse,
         [("always_link", "user_id", "user-ida-new", "user_id", "user-ida-old", "kim",
@@ -92,7 +83,7 @@ def test_an_always_link_in_the_seed_joins_two_logins_past_the_limit_of_one(
     )  # fmt: skip
     run_dbt(FAST_KEEPING_SEEDS, empty_warehouse, quiet=True)
     # Two user_ids always linked count once toward the limit of one login per customer.
-    assert _clusters(empty_warehouse) == people.expected_clusters()
+    assert customer_clusters(empty_warehouse) == people.expected_clusters()
     assert empty_warehouse.query("select count(*) from identity.identity_violations") == [(0,)]
     assert _log(empty_warehouse) == [
         ("applied", "always_link", "user-ida-new", "user-ida-old", "kim",
@@ -100,12 +91,12 @@ def test_an_always_link_in_the_seed_joins_two_logins_past_the_limit_of_one(
     ]  # fmt: skip
     # Still applied after a full refresh, and logged once.
     run_dbt([*BUILD_KEEPING_SEEDS, "--full-refresh"], empty_warehouse, quiet=True)
-    assert _clusters(empty_warehouse) == people.expected_clusters()
+    assert customer_clusters(empty_warehouse) == people.expected_clusters()
     assert len(_log(empty_warehouse)) == 1
     # Withdrawn: the logins part again, and the log says so.
     _seed_rows(empty_warehouse, [])
     run_dbt(FAST_KEEPING_SEEDS, empty_warehouse, quiet=True)
-    assert len(_clusters(empty_warehouse)) == 2
+    assert len(customer_clusters(empty_warehouse)) == 2
     assert [row[0] for row in _log(empty_warehouse)] == ["applied", "withdrawn"]
 
 
@@ -115,7 +106,7 @@ def test_a_never_link_splits_a_customer_and_an_ignore_blocks_a_value(
     people = neighbours_on_one_phone()
     people.write(empty_warehouse)
     run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
-    assert len(_clusters(empty_warehouse)) == 1
+    assert len(customer_clusters(empty_warehouse)) == 1
     before = _customer_of(empty_warehouse, "eva@mail.io")
 
     write_override(
@@ -126,7 +117,7 @@ def test_a_never_link_splits_a_customer_and_an_ignore_blocks_a_value(
     run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
     # The phone is one link from each address: a tie goes to the stronger end (eva@ has more
     # evidence), and so does the customer id, which eva's part held first.
-    assert _clusters(empty_warehouse) == {
+    assert customer_clusters(empty_warehouse) == {
         frozenset({"anon-eva", "eva@mail.io", "+14155550177"}),
         frozenset({"anon-max", "max@mail.io"}),
     }
@@ -164,7 +155,7 @@ def test_a_never_link_splits_a_customer_and_an_ignore_blocks_a_value(
     assert empty_warehouse.query(
         "select identifier_value, blocked_reason from identity.identity_blocked_identifiers"
     ) == [("+14155550177", "override: ignored by kim: the building's landline")]
-    assert _clusters(empty_warehouse) == {
+    assert customer_clusters(empty_warehouse) == {
         frozenset({"anon-eva", "eva@mail.io"}),
         frozenset({"anon-max", "max@mail.io"}),
     }
@@ -202,7 +193,7 @@ def test_overrides_that_cannot_apply_are_refused_with_a_reason(
     assert [row[:2] for row in _log(empty_warehouse) if row[0] == "applied"] == [
         ("applied", "never_link")
     ]
-    assert len(_clusters(empty_warehouse)) == 2
+    assert len(customer_clusters(empty_warehouse)) == 2
 
 
 def test_unmerge_splits_the_identifier_off_and_the_oldest_part_keeps_the_id(
@@ -219,7 +210,7 @@ def test_unmerge_splits_the_identifier_off_and_the_oldest_part_keeps_the_id(
                     ts="2025-03-01T00:00:00Z")  # fmt: skip
     people.write(empty_warehouse)
     run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
-    assert len(_clusters(empty_warehouse)) == 1
+    assert len(customer_clusters(empty_warehouse)) == 1
     assert _customer_of(empty_warehouse, "tom@mail.io") == lea
 
     with pytest.raises(OverrideError, match="belongs to customer"):
@@ -229,7 +220,7 @@ def test_unmerge_splits_the_identifier_off_and_the_oldest_part_keeps_the_id(
     # among those seen in the first run).
     assert done.anchor == ("user_id", "user-lea")
     run_dbt(BUILD_IDENTITY, empty_warehouse, quiet=True)
-    assert _clusters(empty_warehouse) == {
+    assert customer_clusters(empty_warehouse) == {
         frozenset({"anon-lea", "user-lea", "lea@mail.io"}),
         frozenset({"tom@mail.io", "anon-tom", "+14155550188"}),
     }
@@ -251,13 +242,13 @@ def test_an_identifier_blocked_in_an_incremental_run_splits_as_a_full_build_does
     people = neighbours_on_one_phone()
     people.write(empty_warehouse)
     run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
-    assert len(_clusters(empty_warehouse)) == 1
+    assert len(customer_clusters(empty_warehouse)) == 1
     write_override(
         empty_warehouse,
         Override("ignore", "phone", "+14155550177", None, None, "kim", "the building's landline"),
     )
     run_dbt(BUILD_IDENTITY_FAST, empty_warehouse, quiet=True)
-    incremental = _clusters(empty_warehouse)
+    incremental = customer_clusters(empty_warehouse)
     # The blocked identifier stays in identity_identifiers, marked, as a full build leaves it.
     blocked = empty_warehouse.query(
         "select identifier_value, is_blocked from identity.identity_identifiers "
@@ -269,4 +260,4 @@ def test_an_identifier_blocked_in_an_incremental_run_splits_as_a_full_build_does
         frozenset({"anon-max", "max@mail.io"}),
     }
     run_dbt([*BUILD_IDENTITY, "--full-refresh"], empty_warehouse, quiet=True)
-    assert _clusters(empty_warehouse) == incremental
+    assert customer_clusters(empty_warehouse) == incremental

@@ -7,19 +7,16 @@ import pytest
 
 from orchestration.dbt_project import run_dbt
 from orchestration.warehouse import Warehouse
-from tests.dbt.identity_people import People, company_inbox, many_addresses, placeholder_phone
+from tests.dbt.identity_people import (
+    People,
+    company_inbox,
+    customer_clusters,
+    many_addresses,
+    placeholder_phone,
+)
 from tests.dbt.raw_rows import BUILD_IDENTITY, BUILD_IDENTITY_FAST
 
 pytestmark = pytest.mark.integration
-
-
-def _clusters(warehouse: Warehouse) -> set[frozenset[str]]:
-    groups: dict[str, set[str]] = {}
-    for customer_id, value in warehouse.query(
-        "select customer_id, identifier_value from identity.identity_customer_map"
-    ):
-        groups.setdefault(customer_id, set()).add(value)
-    return {frozenset(group) for group in groups.values()}
 
 
 def _blocked(warehouse: Warehouse) -> dict[str, str]:
@@ -55,7 +52,7 @@ def test_many_addresses_stay_one_person_and_an_inbox_or_a_shop_phone_merge_nobod
         "team@globex.io": "shared: joins 12 separate people by crm_contact_id (more than 2)",
         "+13125550100": "shared: joins 80 separate people by shop_customer_ref (more than 2)",
     }
-    clusters = _clusters(empty_warehouse)
+    clusters = customer_clusters(empty_warehouse)
     assert clusters == people.expected_clusters()
     assert len(clusters) == 1 + 1 + 50 + 12 + 80
     # One login, 6 emails, 3 phones, 5 CRM duplicates, 3 browsers and 1 shop account: one
@@ -74,7 +71,7 @@ def test_an_address_two_people_share_is_left_to_the_limits(empty_warehouse: Ware
     people.identify("ben", "anon-ben", "user-ben", "home@family.io")
     _build(empty_warehouse, people)
     assert _blocked(empty_warehouse) == {}
-    assert _clusters(empty_warehouse) == {
+    assert customer_clusters(empty_warehouse) == {
         frozenset({"anon-ana", "user-ana", "+14155550111", "home@family.io"}),
         frozenset({"anon-ben", "user-ben"}),
     }
@@ -85,7 +82,7 @@ def test_an_address_two_people_share_is_left_to_the_limits(empty_warehouse: Ware
     assert _blocked(empty_warehouse) == {
         "home@family.io": "shared: joins 3 separate people by user_id (more than 2)"
     }
-    assert _clusters(empty_warehouse) == people.expected_clusters()
+    assert customer_clusters(empty_warehouse) == people.expected_clusters()
 
 
 def test_the_evidence_rule_is_read_from_vars(empty_warehouse: Warehouse) -> None:
