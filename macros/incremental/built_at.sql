@@ -100,8 +100,8 @@
 {#- The settings a model's rows were built under, as a short digest of the vars `names` (column
     _built_with): a run that finds rows built under other settings rebuilds them, as a changed
     survivorship rule must change every golden record. -#}
-{% macro settings_digest(names) -%}
-    {%- set settings = {} -%}
+{% macro settings_digest(names, shape=none) -%}
+    {%- set settings = {} if shape is none else {'_shape': shape} -%}
     {%- for name in names -%}
         {%- do settings.update({name: var(name)}) -%}
     {%- endfor -%}

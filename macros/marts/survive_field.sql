@@ -7,7 +7,9 @@
     - most_recent: the value seen last, on any source.
     - most_frequent: the value seen on the most source rows; a tie goes to the one seen last.
     config.sources may limit most_recent and most_frequent to some sources too. The last tie-break
-    is the value itself in byte order, so every run and every adapter picks the same value. -#}
+    is the value itself in byte order, so every run and every adapter picks the same value.
+    `<field>_source` is the source the surviving value came from: the first of config.sources that
+    has it (source_priority), else the source that saw it last (ties: the first in byte order). -#}
 {% macro survive_field(candidates, field, config) -%}
     {%- set orderings = {
         'source_priority': ['source_rank', 'last_observed_at desc', 'occurrence_count desc'],
@@ -37,39 +39,57 @@
     {%- endif -%}
     select
         customer_id,
-        field_value as {{ field }}
+        field_value as {{ field }},
+        source_table as {{ field }}_source
     from (
         select
             customer_id,
             field_value,
+            source_table,
             row_number() over (
                 partition by customer_id
                 order by
                     {{ orderings[config['rule']] | join(', ') }},
-                    {{ tessera.bytewise('field_value') }}
+                    {{ tessera.bytewise('field_value') }},
+                    own_source_rank,
+                    source_observed_at desc,
+                    {{ tessera.bytewise('source_table') }}
             ) as value_rank
         from (
             select
                 customer_id,
                 field_value,
-                count(*) as occurrence_count,
-                max(observed_at) as last_observed_at,
-                {%- if sources %}
-                min(case source_table
-                    {%- for source_table in sources %}
-                    when '{{ source_table }}' then {{ loop.index }}
-                    {%- endfor %}
-                end) as source_rank
-                {%- else %}
-                0 as source_rank
-                {%- endif %}
-            from {{ candidates }}
-            where
-                field_name = '{{ field }}'
-                {%- if sources %}
-                and source_table in ('{{ sources | join("', '") }}')
-                {%- endif %}
-            group by customer_id, field_value
+                source_table,
+                own_source_rank,
+                source_observed_at,
+                sum(source_count) over value_rows as occurrence_count,
+                max(source_observed_at) over value_rows as last_observed_at,
+                min(own_source_rank) over value_rows as source_rank
+            from (
+                select
+                    customer_id,
+                    field_value,
+                    source_table,
+                    count(*) as source_count,
+                    max(observed_at) as source_observed_at,
+                    {%- if sources %}
+                    case source_table
+                        {%- for source_table in sources %}
+                        when '{{ source_table }}' then {{ loop.index }}
+                        {%- endfor %}
+                    end as own_source_rank
+                    {%- else %}
+                    0 as own_source_rank
+                    {%- endif %}
+                from {{ candidates }}
+                where
+                    field_name = '{{ field }}'
+                    {%- if sources %}
+                    and source_table in ('{{ sources | join("', '") }}')
+                    {%- endif %}
+                group by customer_id, field_value, source_table
+            ) as source_stats
+            window value_rows as (partition by customer_id, field_value)
         ) as value_stats
     ) as ranked_values
     where value_rank = 1

@@ -45,8 +45,9 @@
 {%- endfor -%}
 
 {%- set purchase_columns = tessera.customers_purchase_columns() -%}
+{#- shape: rows built before the golden record named its sources are rebuilt once. -#}
 {%- set built_with = tessera.settings_digest(
-    ['tessera_survivorship', 'tessera_consent_purposes']
+    ['tessera_survivorship', 'tessera_consent_purposes'], shape='golden record with sources'
 ) -%}
 {%- set incremental = tessera.builds_incrementally(purchase_columns + ['_built_with']) %}
 -- depends_on: {{ ref('identity_customer_registry') }}
@@ -428,6 +429,11 @@ final as (
         surviving_first_name.first_name,
         surviving_last_name.last_name,
         surviving_company.company,
+        surviving_email.email_source,
+        surviving_phone.phone_source,
+        surviving_first_name.first_name_source,
+        surviving_last_name.last_name_source,
+        surviving_company.company_source,
         purchase_traits.channels,
         purchase_traits.top_categories,
 
