@@ -11,6 +11,9 @@ tessera identity unmerge <customer_id> --identifier T:V --by NAME --reason TEXT
 tessera identity report [--target local|postgres]
 tessera identity plan [--vars YAML] [--blocklist CSV] [--overrides CSV] [--target local|postgres]
 tessera privacy report [--target local|postgres]
+tessera console [--host H] [--port P] [--target local|postgres]
+tessera console add-user NAME --role viewer|admin [--password-stdin]
+tessera console snapshot | grant ROLE [--password-stdin] [--print] | access-log
 tessera collect [--host H] [--port P] [--landing DIR] [--write-keys-file F]
 tessera load [--landing DIR] [--follow SECONDS] [--target local|postgres]
 tessera stream [--landing DIR] [--stream-dir DIR] [--interval SECONDS] [--once]
@@ -28,6 +31,7 @@ sync failed or was aborted by a guard (and for any error before a sync ran).
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 import time
@@ -42,6 +46,26 @@ from orchestration.collect.landing import DEFAULT_MIN_FREE_BYTES, LandingError, 
 from orchestration.collect.loader import DEFAULT_MAX_LOAD_BYTES, LoadError, load_landing
 from orchestration.collect.server import CollectorConfigError
 from orchestration.collect.triggers import TriggerConfigError
+from orchestration.console.access import (
+    ROLES,
+    USERS_ENV,
+    AccessError,
+    AccessLog,
+    add_user,
+    console_dir,
+    load_users,
+    session_secret,
+    users_file,
+)
+from orchestration.console.reader import (
+    CONSOLE_PASSWORD_ENV,
+    CONSOLE_USER_ENV,
+    ConsoleDataError,
+    grant_statements,
+    open_reader,
+    snapshot_path,
+    write_snapshot,
+)
 from orchestration.dbt_project import DbtRunError, project_dir
 from orchestration.demo.generator import TRUTH_TABLES, generate, generate_increment
 from orchestration.demo.shapes import SHAPES, apply_shape
@@ -259,6 +283,71 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     if results:
         _say("syncs: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
     return sync_exit_code(results)
+
+
+def _read_password(from_stdin: bool, what: str) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass(f"{what}: ")
+    if getpass.getpass(f"{what} again: ") != first:
+        raise AccessError("the two passwords differ")
+    return first
+
+
+def _cmd_console(args: argparse.Namespace) -> None:
+    from orchestration.console.app import build_app, serve
+
+    users = load_users()
+    if not users:
+        raise AccessError(
+            f"the console has no users: add one with `tessera console add-user NAME --role "
+            f"admin` (writes {users_file()}), or set {USERS_ENV}"
+        )
+    warehouse = Warehouse.from_env(args.target)
+    reader = open_reader(warehouse)
+    access_log = AccessLog(console_dir() / "access_log.duckdb")
+    _say(f"console reads {reader.describe()}; {len(users)} users; access log {access_log.path}")
+    serve(build_app(reader, users, access_log, session_secret()), args.host, args.port)
+
+
+def _cmd_console_add_user(args: argparse.Namespace) -> None:
+    path = users_file()
+    user = add_user(path, args.name, args.role, _read_password(args.password_stdin, "password"))
+    _say(f"console user {user.name} ({user.role}) written to {path}")
+
+
+def _cmd_console_snapshot(args: argparse.Namespace) -> None:
+    warehouse = Warehouse.from_env(args.target)
+    counts = write_snapshot(warehouse)
+    _say(
+        f"console snapshot {snapshot_path(warehouse)}: "
+        f"{sum(counts.values()):,} rows in {len(counts)} tables"
+    )
+
+
+def _cmd_console_grant(args: argparse.Namespace) -> None:
+    warehouse = Warehouse.from_env(args.target)
+    if warehouse.postgres is None:
+        raise ConsoleDataError("grant is for Postgres: on DuckDB the console reads a snapshot")
+    password = _read_password(args.password_stdin, f"password for {args.role}")
+    statements = grant_statements(args.role, password)
+    if args.print:
+        print(";\n".join(statements) + ";")
+        return
+    warehouse.execute(statements)
+    _say(
+        f"role {args.role} may now only read {warehouse.describe()}: set "
+        f"{CONSOLE_USER_ENV}={args.role} and {CONSOLE_PASSWORD_ENV} for `tessera console`"
+    )
+
+
+def _cmd_console_access_log(args: argparse.Namespace) -> None:
+    access_log = AccessLog(console_dir() / "access_log.duckdb")
+    try:
+        for at, who, role, customer_id, page in access_log.recent():
+            print(f"{str(at)[:19]}  {who:<16} {role:<7} {page:<8} {customer_id or '-'}")
+    finally:
+        access_log.close()
 
 
 def _cmd_explain(args: argparse.Namespace) -> None:
@@ -576,6 +665,45 @@ def build_parser() -> argparse.ArgumentParser:
     add_vars(stream)
     stream.set_defaults(func=_cmd_stream)
 
+    console = commands.add_parser(
+        "console",
+        help="the web console: profiles, audience previews, sync health (signed in)",
+        description="Without a subcommand: serve the console on --host:--port.",
+    )
+    add_target(console)
+    console.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    console.add_argument("--port", type=int, default=8765, help="port to listen on")
+    console.set_defaults(func=_cmd_console)
+    console_commands = console.add_subparsers(dest="console_command")
+    add_user = console_commands.add_parser(
+        "add-user", help="add a console user (or change their role and password)"
+    )
+    add_user.add_argument("name")
+    add_user.add_argument("--role", required=True, choices=ROLES)
+    add_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add_user.set_defaults(func=_cmd_console_add_user)
+    snapshot = console_commands.add_parser(
+        "snapshot", help="refresh the console's snapshot of the DuckDB warehouse now"
+    )
+    add_target(snapshot)
+    snapshot.set_defaults(func=_cmd_console_snapshot)
+    grant = console_commands.add_parser(
+        "grant", help="create the SELECT-only Postgres role the console reads as"
+    )
+    add_target(grant)
+    grant.add_argument("role", help="the role's name, e.g. tessera_console")
+    grant.add_argument(
+        "--password-stdin", action="store_true", help="read the role's password from stdin"
+    )
+    grant.add_argument("--print", action="store_true", help="print the SQL instead of running it")
+    grant.set_defaults(func=_cmd_console_grant)
+    accesses = console_commands.add_parser(
+        "access-log", help="print the last profile lookups: who, when, which customer"
+    )
+    accesses.set_defaults(func=_cmd_console_access_log)
+
     privacy = commands.add_parser("privacy", help="consent and deletion status")
     privacy_commands = privacy.add_subparsers(dest="privacy_command", required=True)
     report = privacy_commands.add_parser(
@@ -601,6 +729,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except (
+        AccessError,
+        ConsoleDataError,
         WarehouseError,
         ConfigError,
         DbtRunError,
