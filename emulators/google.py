@@ -8,8 +8,18 @@ Endpoints (``Authorization: Bearer <token>``):
   "consent": {"adUserData", "adPersonalization"}, "userData": {"userIdentifiers": [...]}}],
   "encoding": "HEX" | "BASE64", "validateOnly", "consent", "termsOfService"}`` -> 200
   ``{"requestId": "..."}``.
-- ``GET /v1/requestStatus:retrieve?requestId=...``: ``requestStatusPerDestination`` with
-  ``requestStatus: SUCCESS`` for a request this emulator took.
+- ``GET /v1/requestStatus:retrieve?requestId=...``: for a request this emulator took,
+  ``requestStatusPerDestination`` (one per destination of the request, in its order) with
+  ``requestStatus`` (``request_status``: ``SUCCESS`` unless a test sets ``PROCESSING``) and, for
+  an ingest, ``audienceMembersIngestionStatus.userDataIngestionStatus`` ``{recordCount,
+  userIdentifierCount, uploadMatchRateRange}`` (a removal: ``audienceMembersRemovalStatus
+  .userDataRemovalStatus`` without a match rate; ``PROCESSING``: no match rate yet). Counts are
+  int64 as strings, as Google's JSON sends them. The match rate is the share of the request's
+  members for that destination with an email or phone hash among ``known_users`` (the
+  constructor's option, or ``know``), in Google's buckets: ``MATCH_RATE_RANGE_LESS_THAN_20``
+  under 20 %, ``MATCH_RATE_RANGE_20_TO_30`` to 30 %, then ``..._31_TO_40`` up to
+  ``..._91_TO_100``. An unknown request id is 404 ``NOT_FOUND`` (a ``validateOnly`` request's
+  id included: nothing was taken).
 
 Enforced: 1 to 10 destinations; 1 to 10,000 audience members; 1 to 10 identifiers per member,
 each exactly one of ``emailAddress``, ``phoneNumber``, ``address`` (``givenName``, ``familyName``
@@ -28,15 +38,19 @@ Errors are Google's ``{"error": {"code", "message", "status", "details": [...]}}
 
 State for tests: ``members[(account_id, product_destination_id)]``, a set of member tuples
 ``(("email_address", hex), ("phone_number", hex), ...)`` with hashes as lowercase hex;
-``member_values(account_id, list_id, kind)``; ``requests_taken``.
+``member_values(account_id, list_id, kind)``; ``requests_taken`` (request id -> ``TakenRequest``);
+``known_users``, the email and phone hashes (lowercase hex) Google matches.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from emulators.base import (
     Emulator,
@@ -149,6 +163,38 @@ _REQUEST_SCHEMA: JsonSchema = {
 }
 
 Member = tuple[tuple[str, str], ...]
+#: Identifiers the emulator looks up in ``known_users`` (it never matches an address).
+MATCHED_KINDS = frozenset({"email_address", "phone_number"})
+
+
+@dataclass(frozen=True)
+class TakenRequest:
+    """An applied ingest or remove: its destinations in the request's order, and each member it
+    carried once per destination it named."""
+
+    kind: Literal["ingest", "remove"]
+    destinations: tuple[tuple[str, str], ...]
+    rows: tuple[tuple[tuple[str, str], Member], ...]
+
+
+def match_rate_range(matched: int, records: int) -> str:
+    """Google's ``uploadMatchRateRange`` bucket for ``matched`` of ``records`` members (none
+    sent: ``MATCH_RATE_RANGE_UNKNOWN``)."""
+    if not records:
+        return "MATCH_RATE_RANGE_UNKNOWN"
+    percent = 100 * matched / records
+    if percent < 20:
+        return "MATCH_RATE_RANGE_LESS_THAN_20"
+    if percent <= 30:
+        return "MATCH_RATE_RANGE_20_TO_30"
+    high = min(math.ceil(percent / 10) * 10, 100)
+    return f"MATCH_RATE_RANGE_{high - 9}_TO_{high}"
+
+
+def _identifier_count(member: Member) -> int:
+    """User identifiers of a member: each email and phone, and an address as one."""
+    address = any(name == "given_name" for name, _ in member)
+    return sum(1 for name, _ in member if name in MATCHED_KINDS) + int(address)
 
 
 def _snake(name: str) -> str:
@@ -171,10 +217,18 @@ def _google_error(
 class GoogleEmulator(Emulator):
     name: ClassVar[str] = "google"
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, known_users: Iterable[str] = (), **options: Any) -> None:
         super().__init__(**options)
         self.members: dict[tuple[str, str], set[Member]] = {}
-        self.requests_taken: dict[str, list[tuple[str, str]]] = {}
+        self.requests_taken: dict[str, TakenRequest] = {}
+        self.known_users: set[str] = {value.lower() for value in known_users}
+        #: What ``requestStatus:retrieve`` says of every request: SUCCESS or PROCESSING.
+        self.request_status = "SUCCESS"
+
+    def know(self, *hashes: str) -> None:
+        """Make Google know the users with these email or phone hashes (lowercase hex)."""
+        with self.lock:
+            self.known_users.update(value.lower() for value in hashes)
 
     def member_values(self, account_id: str, list_id: str, kind: str) -> set[str]:
         """Every ``kind`` value (email_address, phone_number, given_name, ...) in one list."""
@@ -341,9 +395,18 @@ class GoogleEmulator(Emulator):
                 )
         return body, rows
 
-    def _take(self, body: dict[str, Any], rows: list[tuple[tuple[str, str], Member]]) -> Response:
+    def _take(
+        self,
+        kind: Literal["ingest", "remove"],
+        body: dict[str, Any],
+        rows: list[tuple[tuple[str, str], Member]],
+    ) -> Response:
         request_id = new_id()
-        self.requests_taken[request_id] = sorted({destination for destination, _ in rows})
+        destinations = tuple(
+            (destination["operatingAccount"]["accountId"], destination["productDestinationId"])
+            for destination in body["destinations"]
+        )
+        self.requests_taken[request_id] = TakenRequest(kind, destinations, tuple(rows))
         return Response(200, {"requestId": request_id})
 
     def _ingest(self, request: Request) -> Response:
@@ -352,7 +415,7 @@ class GoogleEmulator(Emulator):
             return Response(200, {"requestId": new_id()})
         for destination, member in rows:
             self.members.setdefault(destination, set()).add(member)
-        return self._take(body, rows)
+        return self._take("ingest", body, rows)
 
     def _remove(self, request: Request) -> Response:
         body, rows = self._parse(request)
@@ -365,24 +428,52 @@ class GoogleEmulator(Emulator):
             self.members[destination] = {
                 kept for kept in current if not any(pair in pairs for pair in kept)
             }
-        return self._take(body, rows)
+        return self._take("remove", body, rows)
 
     def _status(self, request: Request) -> Response:
         request_id = request.query_value("requestId") or ""
-        if request_id not in self.requests_taken:
+        if not request_id:
+            raise self.invalid(request, "request_id: must be set", "requestId")
+        taken = self.requests_taken.get(request_id)
+        if taken is None:
             raise self.not_found(request, f"Request {request_id} was not found.")
         return Response(
             200,
             {
                 "requestStatusPerDestination": [
-                    {
-                        "destination": {
-                            "operatingAccount": {"accountId": account_id},
-                            "productDestinationId": list_id,
-                        },
-                        "requestStatus": "SUCCESS",
-                    }
-                    for account_id, list_id in self.requests_taken[request_id]
+                    self._destination_status(taken, destination)
+                    for destination in taken.destinations
                 ]
             },
         )
+
+    def _destination_status(
+        self, taken: TakenRequest, destination: tuple[str, str]
+    ) -> dict[str, Any]:
+        account_id, list_id = destination
+        members = [member for named, member in taken.rows if named == destination]
+        counts: dict[str, Any] = {
+            "recordCount": str(len(members)),
+            "userIdentifierCount": str(sum(_identifier_count(member) for member in members)),
+        }
+        status: dict[str, Any] = {
+            "destination": {
+                "operatingAccount": {"accountId": account_id},
+                "productDestinationId": list_id,
+            },
+            "requestStatus": self.request_status,
+        }
+        if taken.kind == "remove":
+            status["audienceMembersRemovalStatus"] = {"userDataRemovalStatus": counts}
+            return status
+        if self.request_status != "PROCESSING":
+            matched = sum(
+                1
+                for member in members
+                if any(
+                    kind in MATCHED_KINDS and value in self.known_users for kind, value in member
+                )
+            )
+            counts["uploadMatchRateRange"] = match_rate_range(matched, len(members))
+        status["audienceMembersIngestionStatus"] = {"userDataIngestionStatus": counts}
+        return status

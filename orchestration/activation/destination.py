@@ -70,6 +70,23 @@ class WriteResult:
         return cls([RecordOutcome(key=record.key, succeeded=True) for record in batch])
 
 
+@dataclass(frozen=True)
+class PlatformReport:
+    """What a platform says it made of a run's uploads, in its own figures (None: not reported).
+
+    ``received`` and ``invalid`` count the rows or members it says it received and found
+    invalid; ``match_rate_low`` and ``match_rate_high`` bound the match rate it reports, as
+    fractions (0..1); ``detail`` is the platform's own words for the figure (an enum, counter
+    names), never a personal value. Stored in ``activation.sync_platform_reports``.
+    """
+
+    received: int | None = None
+    invalid: int | None = None
+    match_rate_low: float | None = None
+    match_rate_high: float | None = None
+    detail: str | None = None
+
+
 class DestinationError(RuntimeError):
     """The whole request failed; subclasses tell the engine what to do about it."""
 
@@ -163,6 +180,16 @@ class Destination(ABC):
     @abstractmethod
     def write(self, batch: Sequence[Record]) -> WriteResult:
         """Send one batch (at most ``max_batch_size`` records, one operation kind)."""
+
+    def platform_report(self) -> PlatformReport | None:
+        """What the platform reports about this run's uploads (Meta's received and invalid
+        counts, Google's match-rate range), or None when it reports nothing.
+
+        Called once after the last batch of a run that sent something, before ``finish``, and
+        not after an interrupt. It asks at most once, without waiting for the platform to
+        finish processing, and never raises: a platform that cannot say is None.
+        """
+        return None
 
     def finish(self, succeeded: bool) -> None:  # noqa: B027 - most destinations need no session
         """Called once after the last batch (close the session, complete the job)."""

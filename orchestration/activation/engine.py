@@ -32,16 +32,23 @@ Personal values (fields mapped from columns the audience model tags ``pii``, or 
 personal: orchestration/privacy.py) are masked in the printed plan, and masked in every error a
 destination returns before the error is stored or printed (personal.py).
 
+When a run that sent something ends (unless interrupted), the destination is asked what the
+platform made of it (``Destination.platform_report``: Meta's received and invalid counts,
+Google's match-rate range); the answer is written to ``activation.sync_platform_reports`` with
+the run's completion. A platform that cannot be asked costs the run nothing: a warning, no row.
+
 ``run_syncs`` runs the project's declared syncs in turn; a destination nobody configured
 (settings.py) is ``skipped`` without a run.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from orchestration.activation import state as state_tables
@@ -55,6 +62,7 @@ from orchestration.activation.config import (
 from orchestration.activation.destination import (
     Destination,
     DestinationError,
+    PlatformReport,
     RateLimited,
     RunContext,
     TransientError,
@@ -92,6 +100,8 @@ MAX_DELETE_FRACTION_VAR = "tessera_sync_max_delete_fraction"
 DEFAULT_MAX_DELETE_FRACTION = 0.2
 MAX_ROW_ATTEMPTS_VAR = "tessera_sync_max_row_attempts"
 DEFAULT_MAX_ROW_ATTEMPTS = 3
+
+log = logging.getLogger("tessera.activation")
 
 
 @dataclass
@@ -160,6 +170,9 @@ class SyncRun:
     policy: RetryPolicy
     options: RunOptions
     result: SyncResult
+    #: What the platform reported about the run, and when it was asked (None: no report).
+    report: PlatformReport | None = None
+    reported_at: datetime | None = None
 
 
 def _limit(dbt_vars: Mapping[str, Any], name: str, default: Any) -> Any:
@@ -272,6 +285,7 @@ def _run(run: SyncRun) -> None:
     )
     started = False
     succeeded = False
+    interrupted = False
     try:
         sender.call(destination.check_connection)
         # Planned first (rows still in flight are left out of the diff), so the guards run and
@@ -311,8 +325,14 @@ def _run(run: SyncRun) -> None:
         succeeded = True
         # The replace has ended with the run's last batch: the leavers are gone.
         state_tables.forget(store, spec.name, plan.replaced, removed_in_run=result.run_id)
+    except BaseException as exc:
+        # Ctrl-C or a signal: the destination is only told to finish, not asked anything more.
+        interrupted = not isinstance(exc, Exception)
+        raise
     finally:
         if started:
+            if sender.stats.records_sent and not interrupted:
+                _ask_for_report(run, destination)
             destination.finish(succeeded)
         stats = sender.stats
         result.succeeded, result.failed = stats.succeeded, stats.failed
@@ -323,6 +343,22 @@ def _run(run: SyncRun) -> None:
     if result.status == "running":
         left_out = result.plan is not None and result.plan.parked
         result.status = "partial" if result.failed or left_out else "succeeded"
+
+
+def _ask_for_report(run: SyncRun, destination: Destination) -> None:
+    """Keep what the platform reports about the run; a failure to ask costs the run nothing."""
+    try:
+        run.report = destination.platform_report()
+    except Exception as exc:
+        # The exception's type only: its message may quote what the platform echoed back.
+        log.warning(
+            "sync %s: no platform report from %s (%s)",
+            run.spec.name,
+            run.destination_class.name,
+            type(exc).__name__,
+        )
+        run.report = None
+    run.reported_at = utc_now()
 
 
 def _plan(run: SyncRun) -> Plan:
@@ -405,6 +441,14 @@ def _start_run(run: SyncRun) -> None:
 
 
 def _finish_run(run: SyncRun) -> None:
+    """Complete the run's row and store the platform's report of the run, in one transaction."""
+    with run.store.transaction():
+        _complete_run_row(run)
+        if run.report is not None:
+            _insert_report(run, run.report)
+
+
+def _complete_run_row(run: SyncRun) -> None:
     result = run.result
     plan = result.plan
     counts = plan.counts() if plan else {}
@@ -434,6 +478,28 @@ def _finish_run(run: SyncRun) -> None:
             result.parked,
             result.error,
             result.run_id,
+        ],
+    )
+
+
+def _insert_report(run: SyncRun, report: PlatformReport) -> None:
+    run.store.execute(
+        """
+        insert into activation.sync_platform_reports (
+            run_id, sync_name, destination, reported_at, received, invalid, match_rate_low,
+            match_rate_high, detail
+        ) values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [
+            run.result.run_id,
+            run.spec.name,
+            run.spec.destination,
+            run.reported_at,
+            report.received,
+            report.invalid,
+            report.match_rate_low,
+            report.match_rate_high,
+            report.detail,
         ],
     )
 

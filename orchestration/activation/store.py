@@ -23,6 +23,14 @@ Tables (schema ``activation``, the same names and columns on DuckDB and Postgres
 - ``sync_failed_rows``: the keys whose last attempt failed, with the error and the count of
   failed attempts; the next run retries them (its diff finds them unsent), unless ``parked``,
   and removes them from here when they succeed.
+- ``sync_platform_reports``: one row per run (``run_id``, ``sync_name``) of a destination that
+  reports figures about what it received, written with the run's completion: ``received`` and
+  ``invalid`` rows or members as the platform counts them (Meta: ``num_received`` and
+  ``num_invalid_entries`` summed over the run's upload sessions), ``match_rate_low`` and
+  ``match_rate_high`` the match-rate range it reports as fractions (Google: the
+  ``uploadMatchRateRange`` of the run's last ingest request, asked once when the run ends),
+  ``detail`` its own words for them; null where the platform reports nothing. No row when the
+  platform could not be asked or reported nothing.
 
 ``StateStore`` holds one connection for a run. DuckDB allows one writing process per file, so a
 run holds it from start to end and its requests' outcomes are written through it, one
@@ -121,6 +129,17 @@ _TABLES = {
         first_failed_at timestamp not null,
         last_failed_at timestamp not null,
         last_run_id varchar not null
+    """,
+    "sync_platform_reports": """
+        run_id varchar not null,
+        sync_name varchar not null,
+        destination varchar not null,
+        reported_at timestamp not null,
+        received bigint,
+        invalid bigint,
+        match_rate_low double precision,
+        match_rate_high double precision,
+        detail varchar
     """,
 }
 # Columns added since the tables were first released, added to older warehouses on open.

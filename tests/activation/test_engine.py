@@ -4,6 +4,7 @@ splitting, the state and logs it keeps, and resuming after a killed run."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import ClassVar
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from orchestration.activation import engine
 from orchestration.activation.destination import (
     PermanentError,
+    PlatformReport,
     RateLimited,
     TransientError,
 )
@@ -502,6 +504,71 @@ def test_every_run_and_row_outcome_is_recorded(warehouse):
         ("c0003", "add", "failed"),
         ("c0004", "add", "succeeded"),
     ]
+
+
+class ReportingDestination(MemoryDestination):
+    """Reports what it applied, as an ad platform reports what it received."""
+
+    def __init__(self, report_error: Exception | None = None) -> None:
+        super().__init__()
+        self.report_error = report_error
+        self.reports_asked = 0
+
+    def platform_report(self) -> PlatformReport:
+        self.reports_asked += 1
+        if self.report_error is not None:
+            raise self.report_error
+        return PlatformReport(
+            received=self.applied(),
+            invalid=0,
+            match_rate_low=0.41,
+            match_rate_high=0.5,
+            detail="MATCH_RATE_RANGE_41_TO_50",
+        )
+
+
+def test_a_run_that_sent_rows_stores_the_platform_s_report_and_one_that_sent_none_does_not(
+    warehouse,
+):
+    write_audience(warehouse, members(6))
+    destination = ReportingDestination()
+
+    first = _sync(warehouse, destination)
+    unchanged = _sync(warehouse, destination)
+    _sync(warehouse, destination, dry_run=True)
+
+    assert (first.status, unchanged.records_sent) == ("succeeded", 0)
+    assert destination.reports_asked == 1
+    reports = warehouse.query(
+        "select run_id, sync_name, destination, received, invalid, match_rate_low, "
+        "match_rate_high, detail from activation.sync_platform_reports"
+    )
+    assert reports == [
+        (first.run_id, "test_sync", "memory", 6, 0, 0.41, 0.5, "MATCH_RATE_RANGE_41_TO_50")
+    ]
+    in_run = warehouse.query(
+        "select count(*) from activation.sync_platform_reports as reports "
+        "inner join activation.sync_runs as runs on runs.run_id = reports.run_id "
+        "where reports.reported_at between runs.started_at and runs.finished_at"
+    )
+    assert in_run == [(1,)]
+
+
+def test_a_platform_report_that_fails_leaves_the_run_succeeded_and_logs_no_personal_value(
+    warehouse, caplog
+):
+    rows = members(4)
+    write_audience(warehouse, rows)
+    destination = ReportingDestination(RuntimeError(f"no status for {rows[0]['email']}"))
+
+    with caplog.at_level(logging.WARNING, logger="tessera.activation"):
+        result = _sync(warehouse, destination)
+
+    assert (result.status, result.succeeded, result.error) == ("succeeded", 4, None)
+    assert destination.reports_asked == 1
+    assert warehouse.query("select count(*) from activation.sync_platform_reports") == [(0,)]
+    assert "no platform report from memory (RuntimeError)" in caplog.text
+    assert rows[0]["email"] not in caplog.text
 
 
 class Killed(BaseException):

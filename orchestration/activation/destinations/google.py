@@ -31,6 +31,17 @@ present. Consent: only customers who
 consented to advertising reach ``write``, so every member is sent with ``adUserData`` and
 ``adPersonalization`` CONSENT_GRANTED.
 
+Report (``platform_report``, stored in ``activation.sync_platform_reports``): Google processes an
+upload after accepting it and tells how it went through ``requestStatus:retrieve``. When a run
+ends, the status of its last ingest request is asked once, without waiting: for the user list,
+``audienceMembersIngestionStatus.userDataIngestionStatus`` gives ``recordCount`` (received) and
+``uploadMatchRateRange`` (``MATCH_RATE_RANGE_LESS_THAN_20``, ``..._20_TO_30``, ``..._31_TO_40``
+and so on to ``..._91_TO_100``, read as the fractions 0.0-0.2, 0.2-0.3, 0.31-0.4, ..., 0.91-1.0;
+``..._NOT_ELIGIBLE`` and ``..._UNKNOWN`` as no range); ``errorInfo.errorCounts`` the records that
+failed (none when the status is ``SUCCESS``). A request still ``PROCESSING`` gives its
+``recordCount`` only. The figures describe that one request, not the run's earlier ones. A
+status call that fails is a warning and no report; the sync is not affected.
+
 Answers: the Data Manager API accepts or refuses a request as a whole (no per-row results):
 200 -> every row succeeded; 400 INVALID_ARGUMENT -> BatchRejected, so the engine halves the
 batch to find the bad rows; 429 RESOURCE_EXHAUSTED -> RateLimited (Retry-After, else the
@@ -40,6 +51,9 @@ batch to find the bad rows; 429 RESOURCE_EXHAUSTED -> RateLimited (Retry-After, 
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -48,10 +62,13 @@ from pydantic import field_validator
 
 from orchestration.activation.destination import (
     BatchRejected,
+    DestinationError,
     PermanentError,
+    PlatformReport,
     RateLimited,
     Record,
     RecordOutcome,
+    RunContext,
     TransientError,
     WriteResult,
 )
@@ -80,6 +97,10 @@ ADDRESS = {
 }
 MAX_IDENTIFIERS = 10
 REFERENCE = "tessera"
+#: ``MATCH_RATE_RANGE_<low>_TO_<high>`` and ``MATCH_RATE_RANGE_LESS_THAN_<high>``, in percent.
+_MATCH_RATE_RANGE = re.compile(r"MATCH_RATE_RANGE_(?:(\d+)_TO_|LESS_THAN_)(\d+)")
+
+log = logging.getLogger("tessera.activation")
 
 
 class GoogleConfig(HttpDestinationConfig):
@@ -112,6 +133,15 @@ class Google(HttpDestination):
     config_class: ClassVar[type[GoogleConfig]] = GoogleConfig
 
     config: GoogleConfig
+
+    def __init__(self, config: GoogleConfig) -> None:
+        super().__init__(config)
+        #: The requestId of the run's last ingest request Google accepted.
+        self._last_ingest: str | None = None
+        self._ingest_lock = threading.Lock()
+
+    def start(self, run: RunContext) -> None:
+        self._last_ingest = None
 
     def check_connection(self) -> None:
         """Send an empty-membership request with ``validateOnly``: checks token, account and
@@ -150,9 +180,38 @@ class Google(HttpDestination):
             if not remove and self.config.terms_of_service_accepted:
                 body["termsOfService"] = {"customerMatchTermsOfServiceStatus": "ACCEPTED"}
             verb = "remove" if remove else "ingest"
-            self._send(f"audienceMembers:{verb}", body, f"{verb} of {len(members)} members")
+            response = self._send(
+                f"audienceMembers:{verb}", body, f"{verb} of {len(members)} members"
+            )
+            if not remove:
+                self._took_ingest(response)
             outcomes.update({record.key: RecordOutcome(record.key, True) for record in sent})
         return WriteResult([outcomes[record.key] for record in batch])
+
+    def _took_ingest(self, response: requests.Response) -> None:
+        answer = json_or_none(response)
+        request_id = answer.get("requestId") if isinstance(answer, dict) else None
+        if request_id:
+            with self._ingest_lock:
+                self._last_ingest = str(request_id)
+
+    def platform_report(self) -> PlatformReport | None:
+        """The status of the run's last ingest request, asked once (module docstring)."""
+        request_id = self._last_ingest
+        if request_id is None:
+            return None
+        try:
+            response = self.request(
+                "GET",
+                self.config.url("v1/requestStatus:retrieve"),
+                "retrieving the request status",
+                params={"requestId": request_id},
+            )
+        except (DestinationError, requests.RequestException) as exc:
+            # The request carried only its id, so Google's answer cannot quote a member.
+            log.warning("Google request status %s not retrieved: %s", request_id, exc)
+            return None
+        return request_status_report(json_or_none(response), self.config.user_list_id)
 
     def _envelope(self) -> dict[str, Any]:
         destination: dict[str, Any] = {
@@ -214,6 +273,69 @@ class Google(HttpDestination):
         if response.status_code == 400 or status in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
             raise BatchRejected(detail)
         raise_for_status(response, f"Google {what}", message)
+
+
+def match_rate_bounds(match_rate_range: str | None) -> tuple[float | None, float | None]:
+    """Google's ``uploadMatchRateRange`` as fractions: ``MATCH_RATE_RANGE_20_TO_30`` is
+    (0.2, 0.3), ``..._LESS_THAN_20`` (0.0, 0.2), ``..._91_TO_100`` (0.91, 1.0); no range
+    (``..._NOT_ELIGIBLE``, ``..._UNKNOWN``, absent) is (None, None)."""
+    found = _MATCH_RATE_RANGE.fullmatch(match_rate_range or "")
+    if found is None:
+        return None, None
+    low, high = found.group(1), found.group(2)
+    return (int(low) / 100 if low else 0.0), int(high) / 100
+
+
+def request_status_report(body: Any, user_list_id: str) -> PlatformReport | None:
+    """The report of one ``requestStatus:retrieve`` answer, for the destination that is the
+    user list (the first one when none names it); None when it holds no status."""
+    statuses = body.get("requestStatusPerDestination") if isinstance(body, dict) else None
+    statuses = [item for item in statuses or [] if isinstance(item, dict)]
+    if not statuses:
+        return None
+    status = next(
+        (
+            item
+            for item in statuses
+            if _dict(item.get("destination")).get("productDestinationId") == user_list_id
+        ),
+        statuses[0],
+    )
+    request_status = str(status.get("requestStatus") or "REQUEST_STATUS_UNKNOWN")
+    ingestion = _dict(
+        _dict(status.get("audienceMembersIngestionStatus")).get("userDataIngestionStatus")
+    )
+    received = _count(ingestion.get("recordCount"))
+    if request_status == "PROCESSING":
+        return PlatformReport(received=received, detail=request_status)
+    match_rate_range = ingestion.get("uploadMatchRateRange")
+    low, high = match_rate_bounds(match_rate_range)
+    errors = [_dict(item) for item in _dict(status.get("errorInfo")).get("errorCounts") or []]
+    failed = [(str(e.get("reason") or ""), _count(e.get("recordCount")) or 0) for e in errors]
+    invalid = 0 if request_status == "SUCCESS" else (sum(n for _, n in failed) if failed else None)
+    words = [] if request_status == "SUCCESS" else [request_status]
+    if match_rate_range:
+        words.append(str(match_rate_range))
+    words += [f"{reason}={count}" for reason, count in failed]
+    return PlatformReport(
+        received=received,
+        invalid=invalid,
+        match_rate_low=low,
+        match_rate_high=high,
+        detail=" ".join(words) or request_status,
+    )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int | None:
+    """A protobuf JSON int64, which Google sends as a string."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _google_error(response: requests.Response) -> tuple[str, str, float | None]:

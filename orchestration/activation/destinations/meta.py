@@ -43,6 +43,11 @@ learning the way removing everyone would. Meta ends a replace session 90 minutes
 first batch keeping what it took, so a replace of an audience larger than a run can upload in
 that time leaves it short; the members it missed are sent again by the next run.
 
+Report (``platform_report``, stored in ``activation.sync_platform_reports``): Meta's answers carry
+the session's cumulative ``num_received`` and ``num_invalid_entries``; the run's report is their
+last values summed over every session the run opened (removals, additions, replace). This API
+reports no match rate.
+
 Answers: 200 -> each row succeeded, except rows whose values Meta lists in
 ``invalid_entry_samples`` (failed with its reason; when Meta counts more invalid entries than it
 names, every row it did not name fails too, to be sent again next run: adding or removing a
@@ -69,6 +74,7 @@ from pydantic import field_validator
 from orchestration.activation.destination import (
     BatchRejected,
     PermanentError,
+    PlatformReport,
     RateLimited,
     Record,
     RecordOutcome,
@@ -144,8 +150,11 @@ class _Session:
     session_id: int
     total: int
     next_seq: int = 1
-    #: Meta's cumulative ``num_invalid_entries`` in the last answer.
+    #: Meta's cumulative ``num_received`` and ``num_invalid_entries`` in the last answer.
+    received_seen: int = 0
     invalid_seen: int = 0
+    #: Whether Meta answered any request of the session.
+    answered: bool = False
     #: A request with this batch_seq failed in a way that may have reached Meta.
     uncertain_seq: int | None = None
     closed: bool = False
@@ -168,6 +177,8 @@ class Meta(HttpDestination):
         super().__init__(config)
         self._run: RunContext | None = None
         self._sessions: dict[Endpoint, _Session] = {}
+        #: Every session the run opened, the finished ones too: the run's report sums them.
+        self._run_sessions: list[_Session] = []
         #: Records of the run that will not be sent again: answered, or refused alone.
         self._done = 0
         self._opened = 0
@@ -198,6 +209,7 @@ class Meta(HttpDestination):
     def start(self, run: RunContext) -> None:
         self._run = run
         self._sessions = {}
+        self._run_sessions = []
         self._done = 0
 
     @property
@@ -269,6 +281,9 @@ class Meta(HttpDestination):
         counted = _int(answer.get("num_invalid_entries")) or 0
         invalid = max(counted - session.invalid_seen, 0)
         session.invalid_seen = max(counted, session.invalid_seen)
+        received = _int(answer.get("num_received")) or 0
+        session.received_seen = max(received, session.received_seen)
+        session.answered = True
         if session.uncertain_seq == seq:
             # The first attempt may have landed (a timeout after Meta took it), and Meta does
             # not apply a batch_seq twice: then this answer's samples describe rows that were
@@ -299,7 +314,22 @@ class Meta(HttpDestination):
             session_id = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8]) >> 1
             session = _Session(session_id=session_id or 1, total=run.total_records)
             self._sessions[endpoint] = session
+            self._run_sessions.append(session)
         return session
+
+    def platform_report(self) -> PlatformReport | None:
+        """``num_received`` and ``num_invalid_entries`` summed over the run's sessions (Meta's
+        counters are cumulative per session: each session's last answer holds its total)."""
+        answered = [session for session in self._run_sessions if session.answered]
+        if not answered:
+            return None
+        received = sum(session.received_seen for session in answered)
+        invalid = sum(session.invalid_seen for session in answered)
+        return PlatformReport(
+            received=received,
+            invalid=invalid,
+            detail=f"num_received={received} num_invalid_entries={invalid}",
+        )
 
     def _post(
         self, endpoint: Endpoint, session: _Session, rows: list[list[str]], last: bool

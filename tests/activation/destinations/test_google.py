@@ -4,6 +4,7 @@ per-row outcome or a whole-request error; then a list synced through the engine 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,11 +15,18 @@ from emulators.google import GoogleEmulator
 from orchestration.activation.destination import (
     BatchRejected,
     PermanentError,
+    PlatformReport,
     RateLimited,
     Record,
     TransientError,
 )
-from orchestration.activation.destinations.google import Google, GoogleConfig
+from orchestration.activation.destinations.google import (
+    Google,
+    GoogleConfig,
+    match_rate_bounds,
+    request_status_report,
+)
+from orchestration.activation.engine import RetryPolicy, run_sync
 from orchestration.activation.hashing import hash_identifier
 from tests.activation.destinations.support import (
     ACCOUNT,
@@ -35,6 +43,7 @@ from tests.activation.destinations.support import (
     write_ad_audience,
 )
 from tests.activation.sync_support import (
+    Sleeps,
     spec,
 )
 
@@ -218,3 +227,140 @@ def test_google_list_synced_through_the_engine_with_faults_equals_the_audience(w
     assert unchanged[0].requests == 0
     # Only the connection check, a validate-only ingest.
     assert sent == [("POST", "/v1/audienceMembers:ingest")]
+
+
+STATUS = "/v1/requestStatus:retrieve"
+
+
+def google_sync(api: GoogleEmulator, warehouse, rows: list[dict[str, Any]]):
+    """One upsert run of ``rows`` (every one consenting) to the emulator's user list."""
+    write_ad_audience(warehouse, [{**row, "has_consent_advertising": True} for row in rows])
+    env = {"TESSERA_GOOGLE_BASE_URL": api.base_url, "TESSERA_GOOGLE_TOKEN": TOKEN}
+    sync = spec(
+        destination="google",
+        fields={"email": "email"},
+        options={"operating_account_id": ACCOUNT, "user_list_id": USER_LIST},
+    )
+    return run_sync(
+        sync, warehouse, {"google": Google}, env=env, policy=RetryPolicy(sleep=Sleeps())
+    )
+
+
+def platform_reports(warehouse) -> list[tuple]:
+    return warehouse.query(
+        "select run_id, sync_name, destination, received, invalid, match_rate_low, "
+        "match_rate_high, detail from activation.sync_platform_reports"
+    )
+
+
+def test_google_s_match_rate_range_for_the_run_is_stored_as_fractions(warehouse):
+    rows = ad_audience(100)
+    # Google knows 25 of the 100 members: 25 % is its 20-to-30 bucket.
+    known = [google_hash("email", row["email"]) for row in rows[:25]]
+    with GoogleEmulator(token=TOKEN, known_users=known) as api:
+        result = google_sync(api, warehouse, rows)
+        asked = api.request_count(STATUS, "GET")
+
+    assert (result.status, result.succeeded) == ("succeeded", 100)
+    assert asked == 1
+    assert platform_reports(warehouse) == [
+        (
+            result.run_id,
+            "test_sync",
+            "google",
+            100,
+            0,
+            0.2,
+            0.3,
+            "MATCH_RATE_RANGE_20_TO_30",
+        )
+    ]
+
+
+def test_a_failing_status_call_leaves_the_sync_succeeded_without_a_report(warehouse, caplog):
+    rows = ad_audience(20)
+    faults = Faults(server_error=1.0, server_error_status=500, paths=(STATUS,))
+    with GoogleEmulator(token=TOKEN, faults=faults) as api:
+        with caplog.at_level(logging.WARNING, logger="tessera.activation"):
+            result = google_sync(api, warehouse, rows)
+        asked = api.request_count(STATUS, "GET")
+
+    assert (result.status, result.succeeded, result.error) == ("succeeded", 20, None)
+    assert warehouse.query("select status from activation.sync_runs") == [("succeeded",)]
+    assert platform_reports(warehouse) == []
+    # Asked once, not retried.
+    assert asked == 1
+    assert "HTTP 500 INTERNAL" in caplog.text
+    assert not any(row["email"].strip().lower() in caplog.text.lower() for row in rows)
+
+
+def test_google_still_processing_reports_the_records_received_and_no_match_rate(google_api):
+    google_api.request_status = "PROCESSING"
+    destination = google_for(google_api)
+    destination.write(customers(4))
+    destination.write(customers(3, start=4))
+
+    report = destination.platform_report()
+
+    assert report == PlatformReport(received=3, detail="PROCESSING")
+
+
+def test_google_reports_nothing_for_a_run_that_only_removed(google_api):
+    destination = google_for(google_api)
+    destination.write([Record(r.key, "remove", r.fields) for r in customers(2)])
+
+    assert destination.platform_report() is None
+    assert google_api.request_count(STATUS) == 0
+
+
+@pytest.mark.parametrize(
+    ("match_rate_range", "bounds"),
+    [
+        ("MATCH_RATE_RANGE_LESS_THAN_20", (0.0, 0.2)),
+        ("MATCH_RATE_RANGE_20_TO_30", (0.2, 0.3)),
+        ("MATCH_RATE_RANGE_31_TO_40", (0.31, 0.4)),
+        ("MATCH_RATE_RANGE_91_TO_100", (0.91, 1.0)),
+        ("MATCH_RATE_RANGE_NOT_ELIGIBLE", (None, None)),
+        ("MATCH_RATE_RANGE_UNKNOWN", (None, None)),
+        (None, (None, None)),
+    ],
+)
+def test_google_match_rate_ranges_read_as_fractions_of_the_bucket_s_bounds(
+    match_rate_range, bounds
+):
+    assert match_rate_bounds(match_rate_range) == bounds
+
+
+def test_google_partial_success_reports_failed_records_and_a_range_without_bounds():
+    answer = {
+        "requestStatusPerDestination": [
+            {
+                "destination": {"productDestinationId": "999"},
+                "requestStatus": "SUCCESS",
+            },
+            {
+                "destination": {"productDestinationId": USER_LIST},
+                "requestStatus": "PARTIAL_SUCCESS",
+                "errorInfo": {
+                    "errorCounts": [
+                        {"recordCount": "3", "reason": "PROCESSING_ERROR_REASON_DENIED_CONSENT"},
+                        {"recordCount": "1", "reason": "PROCESSING_ERROR_REASON_NO_CONSENT"},
+                    ]
+                },
+                "audienceMembersIngestionStatus": {
+                    "userDataIngestionStatus": {
+                        "recordCount": "1200",
+                        "userIdentifierCount": "1500",
+                        "uploadMatchRateRange": "MATCH_RATE_RANGE_NOT_ELIGIBLE",
+                    }
+                },
+            },
+        ]
+    }
+
+    assert request_status_report(answer, USER_LIST) == PlatformReport(
+        received=1200,
+        invalid=4,
+        detail="PARTIAL_SUCCESS MATCH_RATE_RANGE_NOT_ELIGIBLE "
+        "PROCESSING_ERROR_REASON_DENIED_CONSENT=3 PROCESSING_ERROR_REASON_NO_CONSENT=1",
+    )

@@ -16,11 +16,13 @@ from emulators.meta import MetaEmulator
 from orchestration.activation.destination import (
     BatchRejected,
     PermanentError,
+    PlatformReport,
     RateLimited,
     Record,
     TransientError,
 )
 from orchestration.activation.destinations.meta import Meta, MetaConfig
+from orchestration.activation.engine import RetryPolicy, run_sync
 from orchestration.activation.hashing import hash_identifier
 from tests.activation.destinations.support import (
     E2E_BATCH,
@@ -36,6 +38,7 @@ from tests.activation.destinations.support import (
     write_ad_audience,
 )
 from tests.activation.sync_support import (
+    Sleeps,
     spec,
 )
 
@@ -374,3 +377,106 @@ def test_meta_batches_after_the_flagged_last_one_go_to_a_new_session(meta_api):
     assert [(seq, last) for _, _, seq, last in sent] == [(1, True), (1, True)]
     assert sent[0][1] != sent[1][1]
     assert len(meta_api.audiences[audience_id].members) == 4
+
+
+def meta_sync(api: MetaEmulator, warehouse, audience_id: str, rows: list[dict[str, Any]]):
+    """One mirror run of ``rows`` (every one consenting) to the audience."""
+    write_ad_audience(warehouse, [{**row, "has_consent_advertising": True} for row in rows])
+    env = {"TESSERA_META_BASE_URL": api.base_url, "TESSERA_META_TOKEN": TOKEN}
+    sync = spec(
+        destination="meta",
+        mode="mirror",
+        fields={"email": "email"},
+        options={"audience_id": audience_id},
+    )
+    return run_sync(
+        sync,
+        warehouse,
+        {"meta": Meta},
+        env=env,
+        policy=RetryPolicy(sleep=Sleeps()),
+        dbt_vars={"tessera_sync_max_delete_fraction": 1},
+    )
+
+
+def platform_reports(warehouse) -> list[tuple]:
+    return warehouse.query(
+        "select run_id, sync_name, destination, received, invalid, match_rate_low, "
+        "match_rate_high, detail from activation.sync_platform_reports order by reported_at"
+    )
+
+
+def test_meta_s_received_and_invalid_counts_for_the_run_are_stored(warehouse):
+    with MetaEmulator(token=TOKEN) as api:
+        audience_id = make_audience(api)
+        api.faults = Faults(partial_failure=0.1, seed=5)
+        result = meta_sync(api, warehouse, audience_id, ad_audience(100))
+        invalid = api.injected_faults["partial_failure"]
+
+    assert 0 < invalid < 100
+    assert (result.status, result.failed) == ("partial", invalid)
+    assert platform_reports(warehouse) == [
+        (
+            result.run_id,
+            "test_sync",
+            "meta",
+            100,
+            invalid,
+            None,
+            None,
+            f"num_received=100 num_invalid_entries={invalid}",
+        )
+    ]
+
+
+def test_meta_report_of_a_run_with_removals_and_additions_sums_both_sessions(warehouse):
+    rows = ad_audience(100)
+    with MetaEmulator(token=TOKEN) as api:
+        audience_id = make_audience(api)
+        first = meta_sync(api, warehouse, audience_id, rows)
+        # Twenty leave (a removal session), thirty join (an upload session).
+        second = meta_sync(api, warehouse, audience_id, ad_audience_changes(rows))
+        unchanged = meta_sync(api, warehouse, audience_id, ad_audience_changes(rows))
+
+    assert second.plan.counts()["removes"] == 20
+    assert second.plan.counts()["adds"] == 30
+    assert unchanged.records_sent == 0
+    assert platform_reports(warehouse) == [
+        (
+            first.run_id,
+            "test_sync",
+            "meta",
+            100,
+            0,
+            None,
+            None,
+            "num_received=100 num_invalid_entries=0",
+        ),
+        (
+            second.run_id,
+            "test_sync",
+            "meta",
+            50,
+            0,
+            None,
+            None,
+            "num_received=50 num_invalid_entries=0",
+        ),
+    ]
+
+
+def test_meta_report_counts_a_finished_session_and_the_one_that_followed_it(meta_api):
+    audience_id = make_audience(meta_api)
+    destination = meta_for(meta_api, audience_id, total=0)
+
+    destination.write(shoppers(2))
+    destination.write(shoppers(3, start=2))
+
+    assert len({session_id for _, session_id, _, _ in sessions_sent(meta_api)}) == 2
+    assert destination.platform_report() == PlatformReport(
+        received=5, invalid=0, detail="num_received=5 num_invalid_entries=0"
+    )
+
+
+def test_meta_reports_nothing_before_meta_answered(meta_api):
+    assert meta_for(meta_api, make_audience(meta_api)).platform_report() is None
