@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
-from orchestration.activation.assets import build_sync_assets
+from orchestration.activation.assets import SYNC_GROUP, build_sync_assets
 from orchestration.activation.destinations import registry
 from orchestration.collect.assets import (
     build_landing_sensor,
@@ -26,6 +26,7 @@ from orchestration.collect.assets import (
 from orchestration.collect.landing import landing_folder
 from orchestration.collect.stream import stream_folder
 from orchestration.collect.triggers import load_triggers
+from orchestration.console.assets import build_console_snapshot_asset
 from orchestration.dbt_assets import (
     RawTable,
     build_dbt_assets,
@@ -71,6 +72,31 @@ def extra_assets(
             load_triggers(project_dir(), registry()), model_key, model_key("customer_identities")
         ),
         *matching,
+    ]
+
+
+def console_assets(
+    dbt_assets: dg.AssetsDefinition,
+    manifest: Mapping[str, Any],
+    extras: Sequence[dg.AssetsDefinition | dg.AssetSpec],
+) -> list[dg.AssetsDefinition]:
+    """On DuckDB, the console's snapshot, after the models it copies and every sync."""
+    audiences = sorted(
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["fqn"][1:2] == ["audiences"]
+    )
+    syncs = [
+        key
+        for asset in extras
+        if isinstance(asset, dg.AssetsDefinition)
+        for key in asset.keys
+        if key.path[0] == SYNC_GROUP
+    ]
+    return [
+        build_console_snapshot_asset(
+            lambda model: get_asset_key_for_model([dbt_assets], model), audiences, syncs
+        )
     ]
 
 
@@ -212,6 +238,9 @@ def build_defs(
         description="The whole graph once a day at 05:00 UTC, after the nightly loads.",
     )
     loader = build_loader_asset(tables, ADAPTERS[warehouse.target])
+    extras = extra_assets(dbt_assets, config)
+    if warehouse.duckdb_path is not None:
+        extras += console_assets(dbt_assets, manifest, extras)
     landing_sensor = build_landing_sensor(
         JOB_NAME, settings.landing_dir, sorted(loader.keys), _job_in_progress
     )
@@ -222,7 +251,7 @@ def build_defs(
             ),
             loader,
             dbt_assets,
-            *extra_assets(dbt_assets, config),
+            *extras,
         ],
         asset_checks=[identity_health, *extra_asset_checks(dbt_assets, manifest)],
         jobs=[full_build],

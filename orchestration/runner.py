@@ -28,6 +28,8 @@ import dagster as dg
 
 from orchestration.collect.landing import landing_folder
 from orchestration.collect.stream import stream_folder
+from orchestration.console.assets import SNAPSHOT_KEY
+from orchestration.console.reader import write_snapshot
 from orchestration.dbt_project import project_dir
 from orchestration.definitions import JOB_NAME, build_defs
 from orchestration.project import ProjectConfig
@@ -239,6 +241,16 @@ def _run(
             run_config={"loggers": {"progress": {}}}, instance=instance, raise_on_error=False
         )
     handler.outcome.success = result.success
+    if warehouse.duckdb_path is not None and not any(
+        event.asset_key == SNAPSHOT_KEY for event in result.get_asset_materialization_events()
+    ):
+        # A failed sync (or model) kept Dagster from refreshing the console's snapshot: the
+        # console still shows this run's sync results.
+        try:
+            counts = write_snapshot(warehouse)
+            log(f"console snapshot refreshed after the run: {sum(counts.values()):,} rows")
+        except Exception as exc:  # a broken warehouse: the run's own error says why
+            log(f"console snapshot not refreshed: {exc}")
     return handler.outcome
 
 
