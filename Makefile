@@ -8,12 +8,14 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LINT_ENV := TESSERA_DUCKDB_PATH=.tessera/lint.duckdb
 UI_PORT ?= 3000
+CONSOLE_PORT ?= 8765
 
-.PHONY: help install demo ui test lint format postgres chromium bench clean
+.PHONY: help install demo ui console test lint format postgres chromium bench clean
 
 help:
 	@echo "make demo    set up, generate demo data and run the pipeline on DuckDB"
 	@echo "make ui      set up and start the Dagster UI on http://127.0.0.1:$(UI_PORT)"
+	@echo "make console set up and start the console on http://127.0.0.1:$(CONSOLE_PORT) (signed in)"
 	@echo "make test    set up and run sqlfluff, ruff and the whole test suite (Postgres included)"
 	@echo "make bench   run the benchmarks in bench/ (each prints JSON)"
 	@echo "make format  apply ruff format and sqlfluff fix"
@@ -36,6 +38,13 @@ ui: install .tessera/profiles.yml
 	@mkdir -p .tessera/dagster
 	DAGSTER_HOME=$(CURDIR)/.tessera/dagster $(BIN)/dagster dev -m orchestration.definitions \
 		-h 127.0.0.1 -p $(UI_PORT)
+
+# The console reads the snapshot the last build left (make demo makes one). Without a user yet,
+# it asks for an admin's password first.
+console: install .tessera/profiles.yml
+	@[ -f .tessera/console/users.yml ] || [ -n "$$TESSERA_CONSOLE_USERS" ] || \
+		$(BIN)/tessera console add-user admin --role admin
+	$(BIN)/tessera console --port $(CONSOLE_PORT)
 
 # The test suite starts its own Postgres servers from the machine's binaries; install them if
 # this machine has none.
