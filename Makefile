@@ -87,6 +87,7 @@ bench: install postgres
 	$(BIN)/python bench/identity.py
 	$(BIN)/python bench/identity_incremental.py
 	$(BIN)/python bench/identity_plan.py
+	$(BIN)/python bench/console_preview.py
 	$(BIN)/python bench/identity_fuzzy.py
 	$(BIN)/python bench/predictive.py
 	$(BIN)/python bench/sync.py

@@ -54,6 +54,25 @@ SNAPSHOT_TABLES: Mapping[str, tuple[str, ...]] = {
     "activation": ("sync_runs", "sync_failed_rows", "sync_state", "sync_platform_reports"),
 }
 AUDIENCE_SCHEMA = "audiences"
+#: Tables the pages look one customer (or identifier) up in, copied in this order: DuckDB keeps
+#: each row group's min and max, so a lookup then reads one or two row groups instead of all.
+#: At 1,000,000 customers a profile took 2.9 s on unordered copies and 0.4 s on these
+#: (bench/console_preview.py); the copy takes about 9% longer.
+SNAPSHOT_ORDER: Mapping[str, str] = {
+    "marts.customers": "customer_id",
+    "marts.customer_identities": "customer_id",
+    "marts.customer_events": "customer_id, occurred_at",
+    "marts.orders": "order_id",
+    "marts.customer_clv": "customer_id",
+    "marts.customer_churn_scores": "customer_id",
+    "marts.customer_erasures": "customer_id",
+    "identity.identity_identifiers": "identifier_value",
+    "identity.identity_customer_map": "customer_id",
+    "identity.identity_edges": "identifier_value_a",
+    "staging.stg_privacy__consents": "subject_value",
+    "audiences.audience_membership_history": "customer_id",
+    "activation.sync_state": "customer_id",
+}
 SNAPSHOT_SUFFIX = ".console.duckdb"
 CONSOLE_USER_ENV = "TESSERA_CONSOLE_PG_USER"
 CONSOLE_PASSWORD_ENV = "TESSERA_CONSOLE_PG_PASSWORD"
@@ -98,7 +117,11 @@ def write_snapshot(warehouse: Warehouse) -> dict[str, int]:
                 if (schema, table) not in present:
                     continue
                 name = f"{quote_identifier(schema)}.{quote_identifier(table)}"
-                con.execute(f"create table console_snapshot.{name} as select * from {name}")
+                order = SNAPSHOT_ORDER.get(f"{schema}.{table}")
+                con.execute(
+                    f"create table console_snapshot.{name} as select * from {name}"
+                    + (f" order by {order}" if order else "")
+                )
                 counts[f"{schema}.{table}"] = con.execute(
                     f"select count(*) from console_snapshot.{name}"
                 ).fetchone()[0]
