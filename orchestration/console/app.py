@@ -83,6 +83,12 @@ def build_app(
                 return render(request, "error.html", status=503, message=str(exc))
             except pages.NotFound as exc:
                 return render(request, "error.html", status=404, message=str(exc))
+            except Exception as exc:
+                # The type only: a message may quote the values the page was about.
+                log.error("console page %s failed: %s", request.url.path, type(exc).__name__)
+                return render(
+                    request, "error.html", status=500, message="This page failed; see the log."
+                )
 
         return wrapped
 

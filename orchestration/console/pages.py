@@ -19,7 +19,12 @@ from orchestration.activation.personal import PersonalData
 from orchestration.console.access import Masker
 from orchestration.console.reader import AUDIENCE_SCHEMA, Reader
 from orchestration.dbt_project import project_dir
-from orchestration.identity.explain import ExplainError, Explanation, explain, find_identifier
+from orchestration.identity.explain import (
+    ExplainError,
+    Explanation,
+    explain_identifier,
+    find_identifier,
+)
 from orchestration.privacy import table_pii_columns
 from orchestration.warehouse import quote_identifier
 
@@ -171,7 +176,7 @@ def profile(reader: Reader, customer_id: str, masked: Masker, page: int = 1) -> 
         [customer_id],
     )
     if first:
-        found = explain(reader, f"{first[0][0]}:{first[0][1]}")  # type: ignore[arg-type]
+        found = explain_identifier(reader, first[0][0], first[0][1])  # type: ignore[arg-type]
         result.explanation = _masked_explanation(found, masked)
     _timeline(reader, result, page, masked)
     result.consents = _consents(reader, customer_id, masked)

@@ -73,7 +73,13 @@ def explain(warehouse: Warehouse, text: str) -> Explanation:
         raise ExplainError(
             f"{warehouse.describe()} has no identity models yet: run `tessera run` first"
         )
-    identifier_type, identifier_value = find_identifier(warehouse, text)
+    return explain_identifier(warehouse, *find_identifier(warehouse, text))
+
+
+def explain_identifier(
+    warehouse: Warehouse, identifier_type: str, identifier_value: str
+) -> Explanation:
+    """``explain`` for an identifier named exactly, as the graph stores it."""
     mark = warehouse.placeholder
     blocked = warehouse.query(
         "select blocked_reason from identity.identity_blocked_identifiers "

@@ -4,19 +4,15 @@ materialization launched from the UI succeeds. A screenshot of each page is kept
 test-artifacts/ui/.
 """
 
-import base64
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from websockets.sync.client import connect
 
 from orchestration.activation.config import declared_sync_names
 from orchestration.activation.destinations import registry
@@ -24,105 +20,19 @@ from orchestration.cli import generate_into
 from orchestration.collect.triggers import load_triggers
 from orchestration.predictive.assets import PREDICTION_TABLES
 from orchestration.warehouse import Warehouse
+from tests.e2e.browser import Browser, launch, wait_until
 from tests.postgres_server import free_port
 
 pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT / "test-artifacts" / "ui"
-CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")
 CUSTOMERS = 300
-
-
-def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-class Browser:
-    """One headless chromium tab, spoken to over the DevTools protocol."""
-
-    def __init__(self, binary: str, profile: Path) -> None:
-        active_port = profile / "DevToolsActivePort"
-        active_port.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--remote-debugging-port=0", f"--user-data-dir={profile}",
-             "--window-size=1600,1000", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            _wait(active_port.exists, 30, "chromium to open its DevTools port")
-            port = _wait(lambda: active_port.read_text().split("\n")[0], 10, "its port number")
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as response:
-                pages = [t for t in json.load(response) if t["type"] == "page"]
-            self.socket = connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
-        except BaseException:
-            self.process.kill()
-            raise
-        self.next_id = 0
-
-    def send(self, method: str, **params) -> dict:
-        self.next_id += 1
-        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv(timeout=60))
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message["result"]
-
-    def evaluate(self, expression: str):
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result["result"].get("value")
-
-    def open(self, url: str) -> None:
-        self.send("Page.navigate", url=url)
-
-    def text(self) -> str:
-        return self.evaluate("document.body ? document.body.innerText : ''") or ""
-
-    def wait_for_text(self, texts: list[str], timeout: float) -> str:
-        return _wait(lambda: all(t in self.text() for t in texts) and self.text(), timeout,
-                     f"page text {texts}; page shows: {self.text()[:500]!r}")  # fmt: skip
-
-    def click_button(self, label: str) -> bool:
-        """Click the first enabled button whose text starts with ``label``; False if none."""
-        return bool(
-            self.evaluate(
-                "(() => { const b = [...document.querySelectorAll('button')].find("
-                f"b => b.innerText.trim().startsWith({json.dumps(label)}) && !b.disabled);"
-                " if (b) { b.click(); return true; } return false; })()"
-            )
-        )
-
-    def screenshot(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot")["data"]))
-
-    def close(self) -> None:
-        self.socket.close()
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        reason = f"no chromium at {CHROMIUM}: `make chromium` installs Debian's package"
-        if _in_ci():
-            pytest.fail(f"CI requires the UI test to run: {reason}")
-        pytest.skip(reason)
-    browser = Browser(CHROMIUM, tmp_path / "chromium")
+    browser = launch(tmp_path / "chromium")
     yield browser
     browser.close()
 
@@ -154,7 +64,7 @@ def ui(tmp_path: Path) -> Iterator[str]:
             return False
 
     try:
-        _wait(serving, 240, "the Dagster UI to serve", interval=1)
+        wait_until(serving, 240, "the Dagster UI to serve", interval=1)
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -185,17 +95,20 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
         "predictive",
         "audiences",
         "syncs",
+        "console",
     }
     assert layers <= lines
     # Every model, seed, predictive table and sync, the three event tables the collector's
-    # loader writes and the stream worker's trigger snapshot; the other raw tables and the
-    # worker itself are external, nothing to materialize there.
+    # loader writes, the stream worker's trigger snapshot and, on DuckDB, the console's
+    # snapshot; the other raw tables and the worker itself are external, nothing to
+    # materialize there.
     models = len(list((PROJECT / "models").rglob("*.sql")))
     seeds = len(list((PROJECT / "seeds").glob("*.csv")))
     syncs = len(declared_sync_names(PROJECT))
     loaded = len(["identifies", "tracks", "pages"])
     snapshot = 1 if load_triggers(PROJECT, registry()) else 0
-    total = models + seeds + len(PREDICTION_TABLES) + syncs + loaded + snapshot
+    console = 1
+    total = models + seeds + len(PREDICTION_TABLES) + syncs + loaded + snapshot + console
     assert f"Materialize all ({total})" in text
     browser.screenshot(ARTIFACTS / "asset-lineage.png")
 
@@ -205,7 +118,7 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
     browser.wait_for_text(
         ["country_calling_codes", "identifier_blocklist", "Never materialized"], 60
     )
-    _wait(lambda: browser.click_button("Materialize all"), 30, "the Materialize all button")
+    wait_until(lambda: browser.click_button("Materialize all"), 30, "the Materialize all button")
     # Leaving the page before the launch request returns would cancel it.
     browser.wait_for_text(["Materializing"], 60)
 
