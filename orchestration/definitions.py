@@ -14,8 +14,10 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
-from orchestration.activation.assets import SYNC_GROUP, build_sync_assets
+from orchestration.activation.assets import build_sync_assets, sync_key
+from orchestration.activation.config import load_syncs
 from orchestration.activation.destinations import registry
+from orchestration.activation.settings import not_configured
 from orchestration.collect.assets import (
     build_landing_sensor,
     build_loader_asset,
@@ -80,18 +82,25 @@ def console_assets(
     manifest: Mapping[str, Any],
     extras: Sequence[dg.AssetsDefinition | dg.AssetSpec],
 ) -> list[dg.AssetsDefinition]:
-    """On DuckDB, the console's snapshot, after the models it copies and every sync."""
+    """On DuckDB, the console's snapshot, after the models it copies and every sync whose
+    destination is set up (console/assets.py says why not the others)."""
     audiences = sorted(
         node["name"]
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model" and node["fqn"][1:2] == ["audiences"]
     )
+    destinations = registry()
+    configured = {
+        sync_key(spec.name)
+        for spec in load_syncs(project_dir(), destinations)
+        if not not_configured(destinations[spec.destination], spec.options, os.environ)
+    }
     syncs = [
         key
         for asset in extras
         if isinstance(asset, dg.AssetsDefinition)
         for key in asset.keys
-        if key.path[0] == SYNC_GROUP
+        if key in configured
     ]
     return [
         build_console_snapshot_asset(

@@ -38,8 +38,9 @@ PERSONAL_NAME_PATTERNS = (
     r"identifier_value|subject_value",
     r"birth|(?:^|_)ssn(?:_|$)",
 )
-# Names that carry one of the fragments but hold no personal value: flags, counts, kinds.
-NOT_PERSONAL_NAME_PATTERNS = (r"^(?:has|is)_", r"_(?:count|type|reason|rank|priority)$")
+# Names that carry one of the fragments but hold no personal value: flags, counts, kinds, and
+# where a value came from (customers.email_source: a source table's name).
+NOT_PERSONAL_NAME_PATTERNS = (r"^(?:has|is)_", r"_(?:count|type|reason|rank|priority|source)$")
 
 _PERSONAL = re.compile("|".join(PERSONAL_NAME_PATTERNS))
 _NOT_PERSONAL = re.compile("|".join(NOT_PERSONAL_NAME_PATTERNS))
@@ -48,8 +49,8 @@ _DIGEST_LENGTH = 6
 
 def looks_personal(column: str) -> bool:
     """Whether a column's name says it holds personal data (``email``, ``requester_email``,
-    ``first_name``, ``identifier_value_a``), not a flag or count about it
-    (``has_consent_email_marketing``, ``emails_count``)."""
+    ``first_name``, ``identifier_value_a``), not a flag, count or provenance about it
+    (``has_consent_email_marketing``, ``emails_count``, ``email_source``)."""
     name = column.lower()
     return _PERSONAL.search(name) is not None and _NOT_PERSONAL.search(name) is None
 

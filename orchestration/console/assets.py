@@ -1,9 +1,11 @@
 """The Dagster asset that refreshes the console's snapshot of a DuckDB warehouse (reader.py).
 
-It runs after the models the console reads and after every sync, so the pages show the build's
-runs too. A sync that fails stops Dagster from running it; ``tessera run`` then refreshes the
-snapshot itself once the job has ended (runner.py), and ``tessera console snapshot`` does it by
-hand. On Postgres there is no snapshot: the console reads the live tables.
+It runs after the models the console reads and after every sync whose destination is set up, so
+the pages show the build's runs too. (A sync to a destination nobody set up records no
+materialization, and Dagster would skip everything downstream of it.) A sync that fails stops
+Dagster from running the snapshot; ``tessera run`` then refreshes it itself once the job has
+ended (runner.py), and ``tessera console snapshot`` does it by hand. On Postgres there is no
+snapshot: the console reads the live tables.
 """
 
 from collections.abc import Callable, Sequence
