@@ -99,7 +99,7 @@ class PostgresServer:
             host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True
         )
         with admin:
-            admin.execute(f'drop database if exists "{name}"')
+            admin.execute(f'drop database if exists "{name}" with (force)')
             admin.execute(f'create database "{name}"')
         return PostgresSettings(
             host="127.0.0.1", port=self.port, user=self.user, password="", dbname=name,
