@@ -43,6 +43,8 @@ VIEWER, ADMIN = "vic", "ada"
 ROLES = {VIEWER: "viewer", ADMIN: "admin"}
 #: The runs per sync the sync health page shows (pages.sync_health's default).
 RUNS_SHOWN = 10
+#: The sync given platform reports whose match rate falls 20 points.
+REPORTED_SYNC = "repeat_buyers_table"
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,20 @@ def console_warehouse(
         results = run_syncs(warehouse, env={})
     ran = {result.sync: result.status for result in results if result.status != "skipped"}
     assert len(ran) >= 2 and set(ran.values()) == {"succeeded"}, ran
+    # What an ad platform reports of two runs, the later matching 20 points fewer: a file
+    # destination reports nothing, so the rows are written as the engine writes Google's.
+    (run_id,) = warehouse.query(
+        f"select run_id from activation.sync_runs where sync_name = '{REPORTED_SYNC}'"
+    )[0]
+    warehouse.execute(
+        [
+            "insert into activation.sync_platform_reports values "
+            f"('{run_id}', '{REPORTED_SYNC}', 'file', timestamp '2026-12-01 05:00:00', 200, 0, "
+            "0.4, 0.5, 'MATCH_RATE_RANGE_41_TO_50'), "
+            f"('{run_id}', '{REPORTED_SYNC}', 'file', timestamp '2026-12-02 05:00:00', 200, 0, "
+            "0.2, 0.3, 'MATCH_RATE_RANGE_20_TO_30')"
+        ]
+    )
     write_snapshot(warehouse)
     return warehouse
 
@@ -405,6 +421,11 @@ def test_the_sync_health_page_lists_every_sync_that_ran(
         "s => [s.id, s.querySelector('table').rows.length - 1]))"
     )
     assert shown == {f"sync-{name}": min(n, RUNS_SHOWN) for name, n in runs.items()}
+    # The platform's figures, newest first, and the alert for the fall: 45% to 25%.
+    alerts = browser.texts(".match-alert")
+    assert alerts == ["match rate fell 20 points: 45% to 25% since the previous run"]
+    reported = browser.texts(f"#sync-{REPORTED_SYNC} table.reports tr")
+    assert len(reported) == 3 and "20 to 30%" in reported[1] and "40 to 50%" in reported[2]
     browser.screenshot(ARTIFACTS / "console-syncs.png", full_page=True)
 
 
