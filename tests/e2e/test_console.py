@@ -108,7 +108,7 @@ def console_warehouse(
         [
             "insert into activation.sync_platform_reports values "
             f"('{run_id}', '{REPORTED_SYNC}', 'file', timestamp '2026-12-01 05:00:00', 200, 0, "
-            "0.4, 0.5, 'MATCH_RATE_RANGE_41_TO_50'), "
+            "0.41, 0.5, 'MATCH_RATE_RANGE_41_TO_50'), "
             f"('{run_id}', '{REPORTED_SYNC}', 'file', timestamp '2026-12-02 05:00:00', 200, 0, "
             "0.2, 0.3, 'MATCH_RATE_RANGE_20_TO_30')"
         ]
@@ -425,7 +425,7 @@ def test_the_sync_health_page_lists_every_sync_that_ran(
     alerts = browser.texts(".match-alert")
     assert alerts == ["match rate fell 20 points: 45% to 25% since the previous run"]
     reported = browser.texts(f"#sync-{REPORTED_SYNC} table.reports tr")
-    assert len(reported) == 3 and "20 to 30%" in reported[1] and "40 to 50%" in reported[2]
+    assert len(reported) == 3 and "20 to 30%" in reported[1] and "41 to 50%" in reported[2]
     browser.screenshot(ARTIFACTS / "console-syncs.png", full_page=True)
 
 
