@@ -314,12 +314,18 @@ class Warehouse:
             staging.close()
 
     def relation_exists(self, schema: str, table: str) -> bool:
-        mark = self.placeholder
-        sql = (
-            "select count(*) from information_schema.tables "
-            f"where table_schema = {mark} and table_name = {mark}"
-        )
-        return self.query(sql, [schema, table])[0][0] > 0
+        return relation_exists(self, schema, table)
+
+
+def relation_exists(source: Any, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` exists, asked through anything with ``query`` and
+    ``placeholder`` (a Warehouse, the console's readers)."""
+    mark = source.placeholder
+    sql = (
+        "select count(*) from information_schema.tables "
+        f"where table_schema = {mark} and table_name = {mark}"
+    )
+    return source.query(sql, [schema, table])[0][0] > 0
 
 
 def copy_duckdb_to_postgres(

@@ -125,12 +125,17 @@ def add_user(path: Path, name: str, role: str, password: str) -> User:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {"users": []}
     kept = [u for u in document.get("users") or [] if u.get("name") != name]
     kept.append({"name": user.name, "role": user.role, "password_hash": user.password_hash})
+    _write_private(path, yaml.safe_dump({"users": kept}, sort_keys=False))
+    return user
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
-    partial.write_text(yaml.safe_dump({"users": kept}, sort_keys=False), encoding="utf-8")
+    partial.write_text(text, encoding="utf-8")
     partial.chmod(0o600)
     os.replace(partial, path)
-    return user
 
 
 def authenticate(users: Mapping[str, User], name: str, password: str) -> User | None:
@@ -151,11 +156,7 @@ def session_secret(env: Mapping[str, str] | None = None) -> str:
         return env[SECRET_ENV]
     path = console_dir(env) / "secret"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name("secret.tmp")
-        partial.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-        partial.chmod(0o600)
-        os.replace(partial, path)
+        _write_private(path, secrets.token_urlsafe(48))
     return path.read_text(encoding="utf-8").strip()
 
 

@@ -61,7 +61,7 @@ def find_customer(reader: Reader, text: str) -> Found:
     if not text:
         raise NotFound("type an email, phone, user id, CRM id or order id")
     mark = reader.placeholder
-    order_id = text.removeprefix("order:").strip() if text.startswith("order:") else text
+    order_id = text.removeprefix("order:").strip()
     orders = reader.query(
         f"select customer_id from marts.orders where order_id = {mark}", [order_id]
     )
@@ -180,17 +180,20 @@ def profile(reader: Reader, customer_id: str, masked: Masker, page: int = 1) -> 
         result.explanation = _masked_explanation(found, masked)
     _timeline(reader, result, page, masked)
     result.consents = _consents(reader, customer_id, masked)
-    result.clv = _one(
+    result.clv = _customer_row(
         reader,
-        "select discounted_clv, expected_purchases, p_alive, frequency, monetary_value, "
-        f"horizon, time_unit, scored_at from marts.customer_clv where customer_id = {mark}",
-        [customer_id],
+        "marts",
+        "customer_clv",
+        "discounted_clv, expected_purchases, p_alive, frequency, monetary_value, horizon, "
+        "time_unit, scored_at",
+        customer_id,
     )
-    result.churn = _one(
+    result.churn = _customer_row(
         reader,
-        "select risk_tier, churn_probability, p_alive, model_version, scored_at "
-        f"from marts.customer_churn_scores where customer_id = {mark}",
-        [customer_id],
+        "marts",
+        "customer_churn_scores",
+        "risk_tier, churn_probability, p_alive, model_version, scored_at",
+        customer_id,
     )
     if reader.relation_exists(AUDIENCE_SCHEMA, MEMBERSHIP_HISTORY):
         result.memberships = reader.query(
@@ -212,11 +215,16 @@ def _columns(reader: Reader, schema: str, table: str) -> set[str]:
     return {row[0] for row in rows}
 
 
-def _one(reader: Reader, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
-    schema, table = sql.split(" from ", 1)[1].split()[0].split(".")
+def _customer_row(
+    reader: Reader, schema: str, table: str, columns: str, customer_id: str
+) -> dict[str, Any] | None:
+    """The customer's one row of ``schema.table`` (None without a row, or without the table)."""
     if not reader.relation_exists(schema, table):
         return None
-    rows = reader.records(sql, params)
+    rows = reader.records(
+        f"select {columns} from {schema}.{table} where customer_id = {reader.placeholder}",
+        [customer_id],
+    )
     return rows[0] if rows else None
 
 
@@ -319,7 +327,7 @@ def _deliveries(reader: Reader, customer_id: str, masked: Masker) -> list[dict[s
         return []
     mark = reader.placeholder
     rows = reader.records(
-        "select sync_name, status, last_sent_at, sent_fields, record_key, last_error "
+        "select sync_name, status, last_sent_at, sent_fields, last_error "
         f"from activation.sync_state where customer_id = {mark} order by sync_name",
         [customer_id],
     )
@@ -333,8 +341,6 @@ def _deliveries(reader: Reader, customer_id: str, masked: Masker) -> list[dict[s
             name: masked(value) if personal is None or personal.is_plain(name) else value
             for name, value in sorted(fields.items())
         }
-        if personal is None or personal.key:
-            row["record_key"] = masked(row["record_key"])
     return rows
 
 

@@ -27,7 +27,13 @@ from typing import Any
 import duckdb
 import psycopg
 
-from orchestration.warehouse import PostgresSettings, Warehouse, WarehouseError, quote_identifier
+from orchestration.warehouse import (
+    PostgresSettings,
+    Warehouse,
+    WarehouseError,
+    quote_identifier,
+    relation_exists,
+)
 
 #: The tables the pages read, by schema; a table the warehouse lacks is left out of the snapshot
 #: (its page says so). Every table of schema ``audiences`` is copied as well.
@@ -180,22 +186,10 @@ class Reader:
         raise NotImplementedError
 
     def relation_exists(self, schema: str, table: str) -> bool:
-        mark = self.placeholder
-        sql = (
-            "select count(*) from information_schema.tables "
-            f"where table_schema = {mark} and table_name = {mark}"
-        )
-        return self.query(sql, [schema, table])[0][0] > 0
+        return relation_exists(self, schema, table)
 
     def describe(self) -> str:
         return self.source().description
-
-    def tables(self) -> set[tuple[str, str]]:
-        rows = self.query(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema not in ('information_schema', 'pg_catalog')"
-        )
-        return {(schema, table) for schema, table in rows}
 
     def source(self) -> Source:
         raise NotImplementedError

@@ -189,3 +189,12 @@ def raise_for_status(response: requests.Response, what: str, message: str | None
 
 def _path(url: str) -> str:
     return requests.utils.urlparse(url).path or url
+
+
+def int_or_none(value: Any) -> int | None:
+    """An integer an API answered, as a number or a string (protobuf JSON sends int64 as
+    strings); None when it is missing or not a whole number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

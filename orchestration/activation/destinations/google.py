@@ -75,6 +75,7 @@ from orchestration.activation.destination import (
 from orchestration.activation.destinations._http import (
     HttpDestination,
     HttpDestinationConfig,
+    int_or_none,
     json_or_none,
     raise_for_status,
     retry_after,
@@ -305,13 +306,13 @@ def request_status_report(body: Any, user_list_id: str) -> PlatformReport | None
     ingestion = _dict(
         _dict(status.get("audienceMembersIngestionStatus")).get("userDataIngestionStatus")
     )
-    received = _count(ingestion.get("recordCount"))
+    received = int_or_none(ingestion.get("recordCount"))
     if request_status == "PROCESSING":
         return PlatformReport(received=received, detail=request_status)
     match_rate_range = ingestion.get("uploadMatchRateRange")
     low, high = match_rate_bounds(match_rate_range)
     errors = [_dict(item) for item in _dict(status.get("errorInfo")).get("errorCounts") or []]
-    failed = [(str(e.get("reason") or ""), _count(e.get("recordCount")) or 0) for e in errors]
+    failed = [(str(e.get("reason") or ""), int_or_none(e.get("recordCount")) or 0) for e in errors]
     invalid = 0 if request_status == "SUCCESS" else (sum(n for _, n in failed) if failed else None)
     words = [] if request_status == "SUCCESS" else [request_status]
     if match_rate_range:
@@ -328,14 +329,6 @@ def request_status_report(body: Any, user_list_id: str) -> PlatformReport | None
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _count(value: Any) -> int | None:
-    """A protobuf JSON int64, which Google sends as a string."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _google_error(response: requests.Response) -> tuple[str, str, float | None]:

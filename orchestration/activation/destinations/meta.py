@@ -85,6 +85,7 @@ from orchestration.activation.destination import (
 from orchestration.activation.destinations._http import (
     HttpDestination,
     HttpDestinationConfig,
+    int_or_none,
     json_or_none,
     raise_for_status,
     retry_after,
@@ -278,10 +279,10 @@ class Meta(HttpDestination):
                 )
                 for record in records
             }
-        counted = _int(answer.get("num_invalid_entries")) or 0
+        counted = int_or_none(answer.get("num_invalid_entries")) or 0
         invalid = max(counted - session.invalid_seen, 0)
         session.invalid_seen = max(counted, session.invalid_seen)
-        received = _int(answer.get("num_received")) or 0
+        received = int_or_none(answer.get("num_received")) or 0
         session.received_seen = max(received, session.received_seen)
         session.answered = True
         if session.uncertain_seq == seq:
@@ -422,8 +423,8 @@ def _graph_error(response: requests.Response) -> tuple[int | None, int | None, s
     if not isinstance(error, dict):
         return None, None, response.reason or ""
     return (
-        _int(error.get("code")),
-        _int(error.get("error_subcode")),
+        int_or_none(error.get("code")),
+        int_or_none(error.get("error_subcode")),
         str(error.get("error_user_msg") or error.get("message") or ""),
     )
 
@@ -445,10 +446,3 @@ def _regain_access(response: requests.Response) -> float | None:
     ]
     longest = max((float(m) for m in minutes if isinstance(m, (int, float))), default=0.0)
     return longest * 60 if longest > 0 else None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
