@@ -76,6 +76,7 @@ from orchestration.identity.report import format_identity_report, identity_repor
 from orchestration.predictive.clv import PredictiveInputError
 from orchestration.project import ConfigError, ProjectConfig, parse_vars
 from orchestration.reports import (
+    evaluation_summary,
     format_privacy_report,
     format_staging_summary,
     identity_summary,
@@ -211,6 +212,9 @@ def _run_job(
     identity = identity_summary(warehouse)
     if identity:
         print(identity)
+    evaluations = evaluation_summary(warehouse)
+    if evaluations:
+        print(evaluations)
     print(outcome.report())
     _say(
         f"{outcome.materialized:,} assets built, {outcome.checks_passed:,} checks passed, "

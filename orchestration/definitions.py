@@ -41,7 +41,8 @@ from orchestration.dbt_assets import (
 )
 from orchestration.dbt_project import project_dir
 from orchestration.identity.assets import build_matching_asset
-from orchestration.predictive.assets import build_predictive_assets
+from orchestration.predictive.assets import build_predictive_assets, build_propensity_assets
+from orchestration.predictive.propensity import parse_models
 from orchestration.project import VARS_ENV, ProjectConfig
 from orchestration.quality.expectations import build_expectation_checks, load_suites
 from orchestration.quality.identity_health import IdentityRelations, build_identity_health_check
@@ -55,8 +56,8 @@ ADAPTERS = {"local": "duckdb", "postgres": "postgres"}
 def extra_assets(
     dbt_assets: dg.AssetsDefinition, config: ProjectConfig
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    """Python assets outside dbt: the predictive models, one asset per declared sync, when
-    triggers are declared the stream worker's snapshot, and when var
+    """Python assets outside dbt: the predictive and propensity models, one asset per declared
+    sync, when triggers are declared the stream worker's snapshot, and when var
     tessera_identity_fuzzy_matching is on the fuzzy match suggestions. Each takes its upstream
     keys from ``dbt_assets`` with ``get_asset_key_for_model``; the job, schedule and sensor pick
     them up without further wiring."""
@@ -69,6 +70,7 @@ def extra_assets(
     )
     return [
         build_predictive_assets(dbt_assets),
+        build_propensity_assets(dbt_assets, parse_models(config["tessera_propensity_models"])),
         *build_sync_assets(model_key),
         *build_stream_assets(
             load_triggers(project_dir(), registry()), model_key, model_key("customer_identities")

@@ -242,6 +242,22 @@ def _risk_tiers(value: Any) -> dict[str, float]:
     return {"high": high, "medium": medium}
 
 
+def _propensity_models(value: Any) -> Any:
+    from orchestration.predictive.propensity import parse_models
+
+    parse_models(value)
+    return value
+
+
+def _cohorts(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict) or set(value) != {"high", "medium"}:
+        raise ValueError("must be {high: <percentile>, medium: <percentile>}")
+    high, medium = _number(value["high"]), _number(value["medium"])
+    if not 0 < medium <= high < 100:
+        raise ValueError("needs 0 < medium <= high < 100 (percentiles)")
+    return {"high": high, "medium": medium}
+
+
 _TABLE_VARS = (
     "order_items",
     "identifies",
@@ -284,6 +300,10 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "tessera_clv_discount_rate": _at_least_zero,
     "tessera_churn_window_days": _whole(1),
     "tessera_churn_risk_tiers": _risk_tiers,
+    "tessera_propensity_models": _propensity_models,
+    "tessera_propensity_as_of": _instant_or_null,
+    "tessera_propensity_max_training_customers": _whole(1000),
+    "tessera_propensity_cohorts": _cohorts,
     "tessera_audience_as_of": _instant_or_null,
     "tessera_sync_max_delete_fraction": _fraction,
     "tessera_sync_max_row_attempts": _whole(1),

@@ -191,3 +191,16 @@ def format_privacy_report(report: PrivacyReport) -> str:
     else:
         lines.append("  still held by a destination: 0")
     return "\n".join(lines)
+
+
+def evaluation_summary(warehouse: Warehouse) -> str:
+    """Every model of marts.model_evaluations beside its baseline, or nothing before it has been
+    built."""
+    from orchestration.predictive.evaluations import format_table, from_frame
+
+    if not warehouse.relation_exists("marts", "model_evaluations"):
+        return ""
+    table = warehouse.query_frame("select * from marts.model_evaluations order by model, metric")
+    return "models against their baselines (marts.model_evaluations):\n" + format_table(
+        from_frame(table)
+    )

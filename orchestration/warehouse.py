@@ -260,12 +260,15 @@ class Warehouse:
 
     def read_frame(self, schema: str, table: str) -> pd.DataFrame:
         """A whole table as a pandas DataFrame, on either adapter."""
-        sql = f'select * from "{schema}"."{table}"'
+        return self.query_frame(f'select * from "{schema}"."{table}"')
+
+    def query_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """The rows of a read-only query as a pandas DataFrame, on either adapter."""
         if self.duckdb_path is not None:
             with self.duckdb_connection() as con:
-                return con.execute(sql).df()
+                return con.execute(sql, list(params)).df()
         with self.postgres_connection() as con, con.cursor() as cur:
-            cur.execute(sql)
+            cur.execute(sql, list(params) or None)
             columns = [column.name for column in cur.description]
             return pd.DataFrame(cur.fetchall(), columns=columns)
 

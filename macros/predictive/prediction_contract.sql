@@ -6,6 +6,11 @@
     {%- set number = 'double precision' -%}
     {%- set count = dbt.type_bigint() -%}
     {%- set stamp = dbt.type_timestamp() -%}
+    {#- orchestration/predictive/evaluations.py: one metric of one model beside its baseline. -#}
+    {%- set evaluation = [
+        ('model', text), ('model_version', text), ('metric', text), ('value', number),
+        ('baseline', text), ('baseline_value', number), ('higher_is_better', dbt.type_boolean()),
+        ('evaluated_on', 'date'), ('n', count)] -%}
     {%- set contract = {
         'customer_clv_predictions': [
             ('customer_id', text), ('frequency', count), ('recency', number), ('t', number),
@@ -25,6 +30,12 @@
             ('churn_window_days', count), ('train_customers', count), ('test_customers', count),
             ('churn_rate', number), ('auc', number), ('brier_score', number),
             ('calibration_error', number), ('trained_at', stamp)],
+        'clv_churn_evaluations': evaluation,
+        'customer_propensity_predictions': [
+            ('customer_id', text), ('model', text), ('probability', number),
+            ('factors_raising', text), ('factors_lowering', text), ('model_version', text),
+            ('scored_at', stamp)],
+        'propensity_evaluations': evaluation,
     } -%}
     {%- if table_name not in contract -%}
         {{ exceptions.raise_compiler_error(

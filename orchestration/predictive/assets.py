@@ -1,9 +1,16 @@
-"""The predictive step as Dagster assets: a thin wrapper around ``run_predictive``.
+"""The predictive steps as Dagster assets: thin wrappers around ``run_predictive`` and
+``run_propensity``.
 
-One multi-asset produces the four tables of schema ``predictive`` (they are written together in
-one transaction) from the feature marts; the dbt models in models/predictive read them as sources
-whose ``meta.dagster.asset_key`` names these keys, so lineage runs dbt -> Python -> dbt. The plots
-are attached to the materializations as images and written to the output folder as PNGs.
+One multi-asset produces the CLV and churn tables of schema ``predictive`` (written together in
+one transaction) from the feature marts, another the propensity tables from customer_events; the
+dbt models in models/predictive read them as sources whose ``meta.dagster.asset_key`` names these
+keys, so lineage runs dbt -> Python -> dbt. The plots are attached to the materializations as
+images and written to the output folder as PNGs.
+
+Each model is checked against its baseline (orchestration/predictive/evaluations.py) by a
+blocking check on the table of its scores: when its primary metric falls below the baseline's,
+Dagster runs nothing downstream of those scores (the dbt models over them, the audiences, the
+syncs). A declared propensity model refused for its data fails its check as a warning.
 """
 
 import base64
@@ -12,6 +19,8 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
+from orchestration.predictive import propensity
+from orchestration.predictive.evaluations import Evaluation, format_table
 from orchestration.predictive.pipeline import (
     PREDICTIONS_SCHEMA,
     PredictiveResult,
@@ -31,6 +40,18 @@ FEATURE_MODELS = ("customer_features", "customer_features_holdout")
 PLOTS_BY_TABLE = {
     "customer_clv_predictions": ("clv_distribution", "holdout_purchases"),
     "churn_model_evaluations": ("churn_roc",),
+}
+#: The metric a model is judged on against its baseline; the others are shown beside it.
+PRIMARY_METRICS = {
+    "clv": "holdout_purchases_mae",
+    "churn": "auc",
+    "propensity": "auc",
+}
+#: Model of the CLV and churn step -> the table of its scores, which its check is on.
+CHECKED_TABLES = {"clv": "customer_clv_predictions", "churn": "customer_churn_predictions"}
+PROPENSITY_TABLES = {
+    propensity.PREDICTIONS_TABLE: "Probability, percentile and factors per customer and model.",
+    propensity.EVALUATIONS_TABLE: "Each propensity model beside the recency-only baseline.",
 }
 
 
@@ -71,6 +92,45 @@ def _metadata(table: str, result: PredictiveResult) -> dict[str, object]:
     return metadata
 
 
+def _check_spec(model: str, table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name=f"{model}_beats_baseline",
+        asset=prediction_key(table),
+        blocking=True,
+        description=(
+            f"Fails (ERROR, blocking what reads the scores) when model {model} does worse than "
+            "its baseline on its primary metric on held-out data."
+        ),
+    )
+
+
+def baseline_check(
+    model: str, table: str, rows: list[Evaluation], primary: str
+) -> dg.AssetCheckResult:
+    """Passed when ``model``'s ``primary`` metric is at least its baseline's; every metric in
+    the metadata."""
+    judged = [row for row in rows if row.metric == primary]
+    below = [row for row in judged if row.below_baseline]
+    metadata: dict[str, object] = {
+        "evaluations": dg.MetadataValue.md(f"```\n{format_table(rows)}\n```"),
+        **{
+            row.metric: dg.MetadataValue.json(
+                {"value": row.value, row.baseline: row.baseline_value, "n": row.n}
+            )
+            for row in rows
+        },
+    }
+    if not judged:
+        metadata["reason"] = f"no {primary} was measured for {model}"
+    return dg.AssetCheckResult(
+        asset_key=prediction_key(table),
+        check_name=f"{model}_beats_baseline",
+        passed=bool(judged) and not below,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+    )
+
+
 def build_predictive_assets(dbt_assets: dg.AssetsDefinition) -> dg.AssetsDefinition:
     """The predictive multi-asset, downstream of the feature marts in ``dbt_assets``."""
     features = [get_asset_key_for_model([dbt_assets], name) for name in FEATURE_MODELS]
@@ -84,6 +144,7 @@ def build_predictive_assets(dbt_assets: dg.AssetsDefinition) -> dg.AssetsDefinit
     @dg.multi_asset(
         name="predictive_models",
         specs=specs,
+        check_specs=[_check_spec(model, table) for model, table in CHECKED_TABLES.items()],
         description="Fits BG/NBD, Gamma-Gamma and the churn classifier; scores every customer.",
     )
     def predictive_models(
@@ -97,5 +158,79 @@ def build_predictive_assets(dbt_assets: dg.AssetsDefinition) -> dg.AssetsDefinit
             yield dg.MaterializeResult(
                 asset_key=prediction_key(table), metadata=_metadata(table, result)
             )
+        for model, table in CHECKED_TABLES.items():
+            rows = [row for row in result.model_evaluations if row.model == model]
+            yield baseline_check(model, table, rows, PRIMARY_METRICS[model])
 
     return predictive_models
+
+
+def _propensity_metadata(table: str, result: propensity.PropensityResult) -> dict[str, object]:
+    metadata: dict[str, object] = {
+        "as_of": str(result.as_of),
+        "models_trained": len(result.models),
+        "models_refused": dg.MetadataValue.json(dict(result.refused)),
+    }
+    if table == propensity.PREDICTIONS_TABLE:
+        metadata["customers_scored"] = dg.MetadataValue.json(dict(result.customers_scored))
+        for name, path in result.plots.items():
+            metadata[f"lift_{name}"] = _image(path)
+            metadata[f"lift_{name}_png"] = dg.MetadataValue.path(str(path))
+    else:
+        metadata["evaluations"] = dg.MetadataValue.md(
+            f"```\n{format_table(result.evaluations)}\n```"
+        )
+    return metadata
+
+
+def build_propensity_assets(
+    dbt_assets: dg.AssetsDefinition, models: tuple[propensity.PropensityModelSpec, ...]
+) -> dg.AssetsDefinition:
+    """The propensity multi-asset, downstream of customer_events, with one check per declared
+    model: blocking (ERROR) when it trained and falls below the recency-only baseline, a
+    warning when its data was refused."""
+    events = get_asset_key_for_model([dbt_assets], propensity.EVENTS_TABLE)
+    specs = [
+        dg.AssetSpec(
+            prediction_key(table), deps=[events], group_name="predictive", description=text
+        )
+        for table, text in PROPENSITY_TABLES.items()
+    ]
+    names = [spec.name for spec in models]
+
+    @dg.multi_asset(
+        name="propensity_models",
+        specs=specs,
+        check_specs=[_check_spec(name, propensity.PREDICTIONS_TABLE) for name in names],
+        description=(
+            "Trains the propensity models of var tessera_propensity_models on a time split and "
+            "scores every customer."
+        ),
+    )
+    def propensity_models(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: RunSettings
+    ):
+        result = propensity.run_propensity(
+            warehouse.get(), settings.vars(), Path(settings.output_dir), progress=context.log.info
+        )
+        context.log.info(propensity.format_summary(result))
+        for table in PROPENSITY_TABLES:
+            yield dg.MaterializeResult(
+                asset_key=prediction_key(table), metadata=_propensity_metadata(table, result)
+            )
+        for name in names:
+            if name in result.refused:
+                yield dg.AssetCheckResult(
+                    asset_key=prediction_key(propensity.PREDICTIONS_TABLE),
+                    check_name=f"{name}_beats_baseline",
+                    passed=False,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"reason": result.refused[name]},
+                )
+                continue
+            rows = [row for row in result.evaluations if row.model == name]
+            yield baseline_check(
+                name, propensity.PREDICTIONS_TABLE, rows, PRIMARY_METRICS["propensity"]
+            )
+
+    return propensity_models

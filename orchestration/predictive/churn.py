@@ -75,6 +75,10 @@ class ChurnEvaluation:
     # The ROC curve: false and true positive rates.
     false_positive_rate: np.ndarray
     true_positive_rate: np.ndarray
+    # The recency-only baseline on the same held-out customers: a logistic regression on the
+    # days since the customer's last activity.
+    baseline_auc: float = float("nan")
+    baseline_brier_score: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -153,10 +157,14 @@ def calibration_error(calibration: Sequence[tuple[float, float, int]]) -> float:
     return sum(abs(p - o) * n for p, o, n in calibration) / total
 
 
+RECENCY_FEATURE = FEATURES.index("days_since_last_activity")
+
+
 def train(
     matrix: np.ndarray, labels: np.ndarray, version: str, holdout_start: object = "?"
 ) -> ChurnModel:
-    """Fit on a stratified share of the customers, evaluate on the rest."""
+    """Fit on a stratified share of the customers, evaluate on the rest, beside the
+    recency-only baseline fitted on the same share."""
     labels = np.asarray(labels, dtype=int)
     check_labels(labels, holdout_start)
     x_train, x_test, y_train, y_test = train_test_split(
@@ -164,6 +172,9 @@ def train(
     )
     pipeline = new_classifier().fit(x_train, y_train)
     scores = pipeline.predict_proba(x_test)[:, 1]
+    recency = [RECENCY_FEATURE]
+    baseline = new_classifier().fit(x_train[:, recency], y_train)
+    baseline_scores = baseline.predict_proba(x_test[:, recency])[:, 1]
     fpr, tpr, _ = roc_curve(y_test, scores)
     calibration = calibration_bins(y_test, scores)
     evaluation = ChurnEvaluation(
@@ -176,6 +187,8 @@ def train(
         calibration=calibration,
         false_positive_rate=fpr,
         true_positive_rate=tpr,
+        baseline_auc=float(roc_auc_score(y_test, baseline_scores)),
+        baseline_brier_score=float(brier_score_loss(y_test, baseline_scores)),
     )
     return ChurnModel(pipeline=pipeline, version=version, evaluation=evaluation)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from orchestration.predictive import churn, plots
+from orchestration.predictive import churn, evaluations, plots
 from orchestration.predictive.clv import (
     BgNbdFit,
     GammaGammaFit,
@@ -61,6 +61,8 @@ class Predictions:
     parameters: pd.DataFrame
     evaluation: pd.DataFrame
     holdout_by_frequency: pd.DataFrame
+    # Both models beside their baselines, in the one evaluation contract (evaluations.py).
+    model_evaluations: tuple[evaluations.Evaluation, ...]
 
     def tables(self) -> dict[str, pa.Table]:
         frames = {
@@ -68,6 +70,7 @@ class Predictions:
             "customer_churn_predictions": self.customer_churn,
             "clv_model_parameters": self.parameters,
             "churn_model_evaluations": self.evaluation,
+            "clv_churn_evaluations": evaluations.frame(self.model_evaluations),
         }
         return {
             name: pa.Table.from_pandas(frame, preserve_index=False)
@@ -86,6 +89,7 @@ class PredictiveResult:
     calibration_end: date
     total_clv: float
     plots: dict[str, Path]
+    model_evaluations: tuple[evaluations.Evaluation, ...] = ()
 
 
 def _bgnbd_inputs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,10 +235,9 @@ def predict(
         holdout_p_alive=holdout["p_alive"].to_numpy(float),
         holdout_expected_purchases=holdout["expected_purchases_in_window"].to_numpy(float),
     )
+    actual = holdout["holdout_purchase_days"].to_numpy(float)
     by_frequency = holdout_by_frequency(
-        h_frequency,
-        holdout["holdout_purchase_days"].to_numpy(float),
-        holdout["expected_purchases_in_window"].to_numpy(float),
+        h_frequency, actual, holdout["expected_purchases_in_window"].to_numpy(float)
     )
 
     version = churn.model_version(
@@ -298,6 +301,81 @@ def predict(
         ),
         evaluation=evaluation,
         holdout_by_frequency=by_frequency,
+        model_evaluations=(
+            *clv_evaluations(bg_holdout, holdout, window, holdout_start),
+            *churn_evaluations(model, holdout_start),
+        ),
+    )
+
+
+def clv_evaluations(
+    fit: BgNbdFit, holdout: pd.DataFrame, window: float, holdout_start: date
+) -> tuple[evaluations.Evaluation, ...]:
+    """BG/NBD fitted up to the holdout start against each customer's historical purchase rate
+    (repeat purchases over T, carried over the holdout): mean absolute error of the purchases
+    predicted in the holdout, per customer and in total."""
+    frequency, _, age = _bgnbd_inputs(holdout)
+    actual = holdout["holdout_purchase_days"].to_numpy(float)
+    predicted = holdout["expected_purchases_in_window"].to_numpy(float)
+    historical = np.divide(frequency, age, out=np.zeros_like(frequency), where=age > 0) * window
+    version = (
+        "bg_nbd-"
+        + churn.model_version({"r": fit.r, "alpha": fit.alpha, "a": fit.a, "b": fit.b}).split(
+            "-", 1
+        )[1]
+    )
+    common = dict(
+        model="clv",
+        model_version=version,
+        baseline="historical_rate",
+        higher_is_better=False,
+        evaluated_on=holdout_start,
+        n=len(actual),
+    )
+    total = max(float(actual.sum()), 1.0)
+    return (
+        evaluations.Evaluation(
+            metric="holdout_purchases_mae",
+            value=float(np.abs(predicted - actual).mean()),
+            baseline_value=float(np.abs(historical - actual).mean()),
+            **common,
+        ),
+        evaluations.Evaluation(
+            metric="holdout_purchases_total_error",
+            value=abs(float(predicted.sum()) - float(actual.sum())) / total,
+            baseline_value=abs(float(historical.sum()) - float(actual.sum())) / total,
+            **common,
+        ),
+    )
+
+
+def churn_evaluations(
+    model: churn.ChurnModel, holdout_start: date
+) -> tuple[evaluations.Evaluation, ...]:
+    """The churn classifier against the recency-only baseline on the same held-out customers."""
+    e = model.evaluation
+    common = dict(
+        model="churn",
+        model_version=model.version,
+        baseline="recency_only",
+        evaluated_on=holdout_start,
+        n=e.test_customers,
+    )
+    return (
+        evaluations.Evaluation(
+            metric="auc",
+            value=e.auc,
+            baseline_value=e.baseline_auc,
+            higher_is_better=True,
+            **common,
+        ),
+        evaluations.Evaluation(
+            metric="brier_score",
+            value=e.brier_score,
+            baseline_value=e.baseline_brier_score,
+            higher_is_better=False,
+            **common,
+        ),
     )
 
 
@@ -348,6 +426,7 @@ def run_predictive(
         calibration_end=predictions.calibration_end,
         total_clv=float(predictions.customer_clv["discounted_clv"].sum()),
         plots=write_plots(predictions, output_dir),
+        model_evaluations=predictions.model_evaluations,
     )
 
 

@@ -107,3 +107,39 @@ def churn_roc(evaluation: ChurnEvaluation, path: Path) -> Path:
     )
     reliability.legend(loc="upper left")
     return _save(figure, path)
+
+
+def lift_chart(
+    model: str, lift: tuple[float, ...], baseline: tuple[float, ...], path: Path
+) -> Path:
+    """Lift per score decile (highest scores first) of a propensity model beside its
+    recency-only baseline: how many times the average rate each tenth of customers does it."""
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    deciles = np.arange(1, len(lift) + 1)
+    ax.bar(deciles - 0.2, lift, width=0.4, color="#4c78a8", label="model")
+    ax.bar(deciles + 0.2, baseline, width=0.4, color="#bbbbbb", label="recency only")
+    ax.axhline(1.0, color="#555555", linewidth=1, linestyle="--")
+    ax.set_xticks(deciles)
+    ax.set_xlabel("score decile (1 = highest scores)")
+    ax.set_ylabel("lift over the average rate")
+    ax.set_title(f"{model}: lift by decile on held-out customers")
+    ax.legend()
+    return _save(figure, path)
+
+
+def precision_at_k_chart(
+    ks: np.ndarray, model: np.ndarray, baseline: np.ndarray, path: Path
+) -> Path:
+    """Precision@k of the recommender and of the popularity baseline, k = 1..N."""
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(ks, model, marker="o", color="#4c78a8", label="item co-occurrence")
+    ax.plot(ks, baseline, marker="o", color="#999999", label="popularity")
+    ax.set_xticks(ks)
+    ax.set_xlabel("k (recommendations shown)")
+    ax.set_ylabel("precision@k")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Recommendations on the held-out period")
+    ax.legend()
+    return _save(figure, path)
