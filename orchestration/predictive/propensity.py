@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -558,42 +559,54 @@ def contributions(model: PropensityModel, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _format_value(feature: str, value: float) -> str:
-    if feature.startswith("revenue"):
-        return f"{value:,.2f}"
-    return f"{value:,.0f}"
+def feature_labels(spec: PropensityModelSpec) -> list[str]:
+    """How reasons name each feature, the target ones after the model's target."""
+    target = spec.event or " or ".join(spec.order_statuses) + " order"
+    named = {
+        "days_since_last_target": f"days since last {target}",
+        "targets_total": f"{target} count",
+        "targets_90d": f"{target} count in the last 90 days",
+    }
+    return [named.get(name, FEATURE_LABELS[name]) for name in FEATURES]
+
+
+def _texts(values: np.ndarray, pattern: str) -> np.ndarray:
+    """``pattern % value`` for every value, formatting each distinct value once."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.array([pattern % value for value in distinct], dtype=object)[inverse]
 
 
 def reasons(
     model: PropensityModel, x: np.ndarray, effects: np.ndarray
-) -> tuple[list[str], list[str]]:
-    """'orders in the last 90 days: 3 (+0.84); ...' per customer, raising and lowering."""
-    labels = [FEATURE_LABELS[name] for name in FEATURES]
-    if model.spec.event is not None or model.spec.order_statuses:
-        target = model.spec.describe_target()
-        labels = [label.replace("last time", f"last {target}") for label in labels]
-        labels = [
-            label.replace("times done", f"{target} count") if "times done" in label else label
-            for label in labels
-        ]
+) -> tuple[np.ndarray, np.ndarray]:
+    """'orders in the last 90 days: 3 (+0.84); ...' per customer: the (up to) three features
+    raising the score most, and the three lowering it most. Vectorised: one text per distinct
+    value, since a million customers share few of them."""
+    labels = np.array([f"{label}: " for label in feature_labels(model.spec)], dtype=object)
+    money = np.array([name.startswith("revenue") for name in FEATURES])
     order = np.argsort(-effects, axis=1, kind="stable")
-    raising, lowering = [], []
-    for i in range(len(x)):
-        up = [j for j in order[i, :FACTORS] if effects[i, j] > 1e-6]
-        down = [j for j in order[i, ::-1][:FACTORS] if effects[i, j] < -1e-6]
-        raising.append(
-            "; ".join(
-                f"{labels[j]}: {_format_value(FEATURES[j], x[i, j])} ({effects[i, j]:+.2f})"
-                for j in up
-            )
+    rows = np.arange(len(x))[:, None]
+
+    def describe(columns: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        value = x[rows, columns]
+        effect = np.round(effects[rows, columns], 2)
+        text = np.where(
+            money[columns], _texts(np.round(value, 2), "%.2f"), _texts(np.round(value), "%.0f")
         )
-        lowering.append(
-            "; ".join(
-                f"{labels[j]}: {_format_value(FEATURES[j], x[i, j])} ({effects[i, j]:+.2f})"
-                for j in down
-            )
-        )
-    return raising, lowering
+        parts = labels[columns] + text + " (" + _texts(effect, "%+.2f") + ")"
+        result = np.full(len(x), "", dtype=object)
+        for slot in range(columns.shape[1]):
+            shown = keep[:, slot]
+            joiner = np.where(result[shown] == "", "", "; ")
+            result[shown] = result[shown] + joiner + parts[shown, slot]
+        return result
+
+    up = order[:, :FACTORS]
+    down = order[:, ::-1][:, :FACTORS]
+    return (
+        describe(up, effects[rows, up] > 1e-6),
+        describe(down, effects[rows, down] < -1e-6),
+    )
 
 
 def score(model: PropensityModel, frame: pd.DataFrame, scored_at: datetime) -> pd.DataFrame:
@@ -632,6 +645,8 @@ class PropensityResult:
     customers_scored: Mapping[str, int]
     evaluations: tuple[Evaluation, ...]
     plots: Mapping[str, Path]
+    # Seconds spent on features (SQL), training, scoring (with explanations) and the write.
+    seconds: Mapping[str, float] = field(default_factory=dict)
 
 
 def evaluation_rows(model: PropensityModel) -> tuple[Evaluation, ...]:
@@ -689,24 +704,34 @@ def predict_propensity(
     settings: PropensitySettings,
     scored_at: datetime,
     progress: Callable[[str], None] | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> tuple[datetime, list[PropensityModel], dict[str, str], pd.DataFrame]:
     """Train every declared model that its data allows and score its customers as of
-    ``settings.as_of`` (default: the last event). Returns (as_of, models, refused, scores)."""
+    ``settings.as_of`` (default: the last event). Returns (as_of, models, refused, scores);
+    adds the seconds spent on features, training and scoring to ``seconds``."""
+    seconds = seconds if seconds is not None else {}
+    for step in ("features", "training", "scoring"):
+        seconds.setdefault(step, 0.0)
     say = progress or (lambda _message: None)
+    clock = time.perf_counter()
     first, last = event_span(warehouse)
     as_of = settings.as_of or last
     specs = settings.models
     scoring = load_features(warehouse, specs, as_of, with_labels=False)
+    seconds["features"] += time.perf_counter() - clock
     say(f"propensity: {len(scoring):,} customers with events up to {as_of:%Y-%m-%d %H:%M}")
     models, refused, scores = [], {}, []
     for window in sorted({spec.window_days for spec in specs}):
         group = [spec for spec in specs if spec.window_days == window]
         cutoff = as_of - timedelta(days=window)
+        clock = time.perf_counter()
         training = load_features(warehouse, group, cutoff, with_labels=True)
+        seconds["features"] += time.perf_counter() - clock
         history = (cutoff - first).total_seconds() / 86_400
         for index, spec in enumerate(group):
             frame = model_frame(training, index)
             scope = in_scope(frame, spec)
+            clock = time.perf_counter()
             try:
                 model = train(
                     spec,
@@ -720,6 +745,7 @@ def predict_propensity(
                 refused[spec.name] = str(exc)
                 say(f"propensity: {exc}")
                 continue
+            seconds["training"] += time.perf_counter() - clock
             models.append(model)
             e = model.evaluation
             say(
@@ -728,7 +754,9 @@ def predict_propensity(
             )
             position = specs.index(spec)
             target = model_frame(scoring, position)
+            clock = time.perf_counter()
             scores.append(score(model, target[in_scope(target, spec)], scored_at))
+            seconds["scoring"] += time.perf_counter() - clock
     columns = [
         "customer_id",
         "model",
@@ -754,8 +782,12 @@ def run_propensity(
     tables of schema predictive in one transaction; draw each model's lift chart."""
     settings = PropensitySettings.from_config(ProjectConfig.load(dbt_vars))
     scored_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    as_of, models, refused, table = predict_propensity(warehouse, settings, scored_at, progress)
+    seconds: dict[str, float] = {}
+    as_of, models, refused, table = predict_propensity(
+        warehouse, settings, scored_at, progress, seconds
+    )
     rows = tuple(row for model in models for row in evaluation_rows(model))
+    clock = time.perf_counter()
     warehouse.write_tables(
         PREDICTIONS_SCHEMA,
         {
@@ -763,6 +795,7 @@ def run_propensity(
             EVALUATIONS_TABLE: pa.Table.from_pandas(evaluations_frame(rows), preserve_index=False),
         },
     )
+    seconds["write"] = time.perf_counter() - clock
     output_dir.mkdir(parents=True, exist_ok=True)
     charts = {
         model.spec.name: plots.lift_chart(
@@ -781,6 +814,7 @@ def run_propensity(
         customers_scored={model.spec.name: int(counts.get(model.spec.name, 0)) for model in models},
         evaluations=rows,
         plots=charts,
+        seconds={step: round(value, 3) for step, value in seconds.items()},
     )
 
 
