@@ -28,7 +28,16 @@ Mean repeat-purchase values are Gamma-Gamma with p 6.25, q 3.74, v 15.44. Whole 
 are not the continuous-time model, so the fits land away from the simulated parameters (alpha
 most, 6.0 for 4.41); what must match is the fitters' results on the same data.
 
+Then recommendations and propensity on a shop of the same number of customers built straight
+from SQL with planted structure (bench/predictive_shop.py: about 20M events and 3.7M order items
+at 1,000,000): the recommendation models as dbt runs them (product_interactions,
+customer_recommendations, customer_product_traits, recommendation_evaluations; seconds per model
+from dbt's results), and the propensity step of the demo's two models (features, training,
+scoring with explanations, write). Each in a process of its own; each JSON part has its
+evaluation figures beside the baselines'. Target at 1,000,000 customers: each under 60 s.
+
     python bench/predictive.py [--customers 1000000] [--seed 42]
+        [--part clv|recommendations|propensity ...]
 """
 
 from __future__ import annotations
@@ -62,6 +71,14 @@ from orchestration.predictive.clv import (
 
 TARGET_CUSTOMERS = 1_000_000
 TARGET_SPEEDUP = 5.0
+TARGET_SECONDS = 60.0
+PARTS = ("clv", "recommendations", "propensity")
+RECOMMENDATION_MODELS = (
+    "product_interactions",
+    "customer_recommendations",
+    "customer_product_traits",
+    "recommendation_evaluations",
+)
 METHODS = ("tessera", "lifetimes", "lifetimes_weighted")
 SIMULATED_FROM = {
     "bgnbd": {"r": 0.24, "alpha": 4.41, "a": 0.79, "b": 2.43},
@@ -280,19 +297,160 @@ def _max_relative_difference(result: dict[str, Any], reference: dict[str, Any]) 
     )
 
 
+def _target(customers: int, seconds: float) -> dict[str, Any]:
+    return {
+        "customers": TARGET_CUSTOMERS,
+        "seconds": TARGET_SECONDS,
+        "measured": customers == TARGET_CUSTOMERS,
+        "meets_target": customers == TARGET_CUSTOMERS and seconds < TARGET_SECONDS,
+    }
+
+
+def _evaluations(rows: list[Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        out.setdefault(row.model, {"baseline": row.baseline, "n": row.n})[row.metric] = {
+            "value": round(row.value, 4),
+            "baseline": round(row.baseline_value, 4),
+        }
+    return out
+
+
+def run_recommendations(path: Path) -> dict[str, Any]:
+    """The recommendation models on the shop at ``path``, as ``dbt run`` builds them."""
+    from orchestration.dbt_project import run_dbt
+    from orchestration.predictive.evaluations import from_frame
+    from orchestration.warehouse import Warehouse
+
+    warehouse = Warehouse(target="local", duckdb_path=path)
+    run_dbt(["seed", "--select", "recommendation_exclusions"], warehouse, quiet=True)
+    started = time.perf_counter()
+    result = run_dbt(["run", "--select", *RECOMMENDATION_MODELS], warehouse, quiet=True)
+    seconds = time.perf_counter() - started
+    models = {
+        r.node.name: round(r.execution_time, 3)
+        for r in result.results
+        if r.node.name in RECOMMENDATION_MODELS
+    }
+    rows = from_frame(warehouse.query_frame("select * from marts.recommendation_evaluations"))
+    counts = warehouse.query(
+        "select count(*), count(distinct customer_id) from marts.customer_recommendations"
+    )[0]
+    return {
+        "seconds": round(seconds, 3),
+        "model_seconds": round(sum(models.values()), 3),
+        "models": models,
+        "recommendations": int(counts[0]),
+        "customers_with_recommendations": int(counts[1]),
+        "evaluation": _evaluations(rows),
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def run_propensity_part(path: Path) -> dict[str, Any]:
+    """The demo's propensity models on the shop at ``path``, as of its last day."""
+    from predictive_shop import AS_OF
+
+    from orchestration.predictive.propensity import run_propensity
+    from orchestration.warehouse import Warehouse
+
+    warehouse = Warehouse(target="local", duckdb_path=path)
+    started = time.perf_counter()
+    result = run_propensity(
+        warehouse, {"tessera_propensity_as_of": str(AS_OF)}, path.parent / "output"
+    )
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": round(seconds, 3),
+        "steps": dict(result.seconds),
+        "models": {
+            model.spec.name: {
+                "kind": model.kind,
+                "training_customers": model.evaluation.train_customers,
+                "held_out_customers": model.evaluation.test_customers,
+                "customers_scored": result.customers_scored[model.spec.name],
+            }
+            for model in result.models
+        },
+        "refused": dict(result.refused),
+        "evaluation": _evaluations(list(result.evaluations)),
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def _shop(customers: int, seed: int, folder: Path) -> tuple[Path, dict[str, Any]]:
+    import duckdb
+    from predictive_shop import build
+
+    path = folder / "shop.duckdb"
+    started = time.perf_counter()
+    con = duckdb.connect(str(path))
+    try:
+        rows = build(con, customers, seed)
+    finally:
+        con.close()
+    return path, {"rows": rows, "build_seconds": round(time.perf_counter() - started, 2)}
+
+
+def _part_in_subprocess(part: str, path: Path) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, __file__, "--run-part", part, "--data", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{part} failed:\n{completed.stderr}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def shop_parts(customers: int, seed: int, parts: list[str]) -> dict[str, Any]:
+    """Recommendations and propensity on one shop, each part in a process of its own."""
+    with tempfile.TemporaryDirectory(prefix="tessera-bench-shop-") as folder:
+        path, shop = _shop(customers, seed, Path(folder))
+        results: dict[str, Any] = {"shop": shop}
+        for part in parts:
+            result = _part_in_subprocess(part, path)
+            result["target"] = _target(customers, result["seconds"])
+            results[part] = result
+        return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=TARGET_CUSTOMERS)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--part", action="append", choices=PARTS)
     parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--run-part", choices=PARTS[1:], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.method:
         print(json.dumps(run_method(args.method, args.data)))
         return
+    if args.run_part:
+        run = run_recommendations if args.run_part == "recommendations" else run_propensity_part
+        print(json.dumps(run(args.data)))
+        return
+    parts = args.part or list(PARTS)
+    report: dict[str, Any] = {
+        "benchmark": "predictive",
+        "customers": args.customers,
+        "seed": args.seed,
+        "cpu_count": os.cpu_count(),
+    }
+    if "clv" in parts:
+        report["clv"] = clv_part(args.customers, args.seed)
+    shop = [part for part in parts if part != "clv"]
+    if shop:
+        report |= shop_parts(args.customers, args.seed, shop)
+    print(json.dumps(report, indent=2))
 
+
+def clv_part(customers: int, seed: int) -> dict[str, Any]:
+    """The CLV fits of Tessera and lifetimes on one simulated customer base (module docstring)."""
     started = time.perf_counter()
-    data = simulate(args.customers, args.seed)
+    data = simulate(customers, seed)
     simulate_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory(prefix="tessera-bench-") as folder:
         path = Path(folder) / "customers.npz"
@@ -309,39 +467,29 @@ def main() -> None:
     speedup = methods["lifetimes"]["seconds"] / tessera["seconds"]
     distinct = np.unique(np.column_stack([data["frequency"], data["recency"], data["T"]]), axis=0)
     repeat = data["frequency"] > 0
-    print(
-        json.dumps(
-            {
-                "benchmark": "predictive",
-                "customers": args.customers,
-                "seed": args.seed,
-                "cpu_count": os.cpu_count(),
-                "time_unit": "week",
-                "repeat_buyers": int(repeat.sum()),
-                "distinct_frequency_recency_T": len(distinct),
-                "mean_frequency": round(float(data["frequency"].mean()), 3),
-                "simulate_seconds": round(simulate_seconds, 2),
-                "simulated_from": SIMULATED_FROM,
-                "methods": methods,
-                "lifetimes_over_tessera": round(speedup, 1),
-                "lifetimes_weighted_over_tessera": round(
-                    methods["lifetimes_weighted"]["seconds"] / tessera["seconds"], 1
-                ),
-                "max_relative_parameter_difference": {
-                    method: float(f"{_max_relative_difference(methods[method], tessera):.2g}")
-                    for method in METHODS[1:]
-                },
-                "target": {
-                    "customers": TARGET_CUSTOMERS,
-                    "speedup_over_lifetimes": TARGET_SPEEDUP,
-                    "measured": args.customers == TARGET_CUSTOMERS,
-                    "meets_target": args.customers == TARGET_CUSTOMERS
-                    and speedup >= TARGET_SPEEDUP,
-                },
-            },
-            indent=2,
-        )
-    )
+    return {
+        "time_unit": "week",
+        "repeat_buyers": int(repeat.sum()),
+        "distinct_frequency_recency_T": len(distinct),
+        "mean_frequency": round(float(data["frequency"].mean()), 3),
+        "simulate_seconds": round(simulate_seconds, 2),
+        "simulated_from": SIMULATED_FROM,
+        "methods": methods,
+        "lifetimes_over_tessera": round(speedup, 1),
+        "lifetimes_weighted_over_tessera": round(
+            methods["lifetimes_weighted"]["seconds"] / tessera["seconds"], 1
+        ),
+        "max_relative_parameter_difference": {
+            method: float(f"{_max_relative_difference(methods[method], tessera):.2g}")
+            for method in METHODS[1:]
+        },
+        "target": {
+            "customers": TARGET_CUSTOMERS,
+            "speedup_over_lifetimes": TARGET_SPEEDUP,
+            "measured": customers == TARGET_CUSTOMERS,
+            "meets_target": customers == TARGET_CUSTOMERS and speedup >= TARGET_SPEEDUP,
+        },
+    }
 
 
 if __name__ == "__main__":
