@@ -33,7 +33,8 @@ ranked as (
     select
         current_customers.*,
         100 * percent_rank() over (
-            partition by model order by probability
+            partition by current_customers.model
+            order by current_customers.probability
         ) as percentile
     from current_customers
 ),

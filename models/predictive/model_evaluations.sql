@@ -37,13 +37,15 @@ final as (
 
         -- booleans
         higher_is_better,
+
+        -- dates
+        evaluated_on,
+
+        -- derived
         case
             when higher_is_better then value < baseline_value
             else value > baseline_value
-        end as is_below_baseline,
-
-        -- dates
-        evaluated_on
+        end as is_below_baseline
     from unioned
 )
 
