@@ -41,7 +41,12 @@ from orchestration.dbt_assets import (
 )
 from orchestration.dbt_project import project_dir
 from orchestration.identity.assets import build_matching_asset
-from orchestration.predictive.assets import build_predictive_assets, build_propensity_assets
+from orchestration.predictive.assets import (
+    RECOMMENDATION_MODEL,
+    build_predictive_assets,
+    build_propensity_assets,
+    build_recommendation_check,
+)
 from orchestration.predictive.propensity import parse_models
 from orchestration.project import VARS_ENV, ProjectConfig
 from orchestration.quality.expectations import build_expectation_checks, load_suites
@@ -114,14 +119,19 @@ def console_assets(
 def extra_asset_checks(
     dbt_assets: dg.AssetsDefinition, manifest: Mapping[str, Any]
 ) -> list[dg.AssetChecksDefinition]:
-    """Checks beyond dbt's tests: the Great Expectations suites of expectations/."""
+    """Checks beyond dbt's tests: the Great Expectations suites of expectations/, and the
+    recommender against its baseline."""
     models = {
         node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"
     }
     suites = load_suites(project_dir(), models)
     keys = {suite.model: get_asset_key_for_model([dbt_assets], suite.model) for suite in suites}
     relations = {suite.model: relation_name(manifest, suite.model) for suite in suites}
-    return build_expectation_checks(suites, keys, relations)
+    recommendations = build_recommendation_check(
+        get_asset_key_for_model([dbt_assets], RECOMMENDATION_MODEL),
+        relation_name(manifest, RECOMMENDATION_MODEL),
+    )
+    return [*build_expectation_checks(suites, keys, relations), recommendations]
 
 
 def raw_row_counts(warehouse: Warehouse, tables: Sequence[RawTable]) -> dict[str, int]:

@@ -258,6 +258,33 @@ def _cohorts(value: Any) -> dict[str, float]:
     return {"high": high, "medium": medium}
 
 
+_INTERACTION_KINDS = ("purchase", "add_to_cart", "view")
+_RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*([.][A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+
+
+def _interaction_weights(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict) or set(value) != set(_INTERACTION_KINDS):
+        raise ValueError("must be {purchase: <weight>, add_to_cart: <weight>, view: <weight>}")
+    weights = {kind: _at_least_zero(value[kind]) for kind in _INTERACTION_KINDS}
+    if not any(weights.values()):
+        raise ValueError("must give at least one kind of interaction a weight above 0")
+    return weights
+
+
+def _recommendation_exclusions(value: Any) -> dict[str, list[str]]:
+    if not isinstance(value, dict) or not set(value) <= {"categories", "products"}:
+        raise ValueError("must be {categories: [<category>, ...], products: [<product id>, ...]}")
+    return {key: _names(value.get(key) or []) for key in ("categories", "products")}
+
+
+def _relation_or_null(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _RELATION.match(value):
+        raise ValueError("must be a table name such as inventory.out_of_stock, or null")
+    return value
+
+
 _TABLE_VARS = (
     "order_items",
     "identifies",
@@ -300,6 +327,14 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "tessera_clv_discount_rate": _at_least_zero,
     "tessera_churn_window_days": _whole(1),
     "tessera_churn_risk_tiers": _risk_tiers,
+    "tessera_recommendation_count": _whole(1),
+    "tessera_recommendation_lookback_days": _whole(1),
+    "tessera_recommendation_half_life_days": _positive,
+    "tessera_recommendation_allow_repurchase": _boolean,
+    "tessera_recommendation_interaction_weights": _interaction_weights,
+    "tessera_recommendation_exclusions": _recommendation_exclusions,
+    "tessera_recommendation_exclusions_table": _relation_or_null,
+    "tessera_recommendation_holdout_days": _whole(1),
     "tessera_propensity_models": _propensity_models,
     "tessera_propensity_as_of": _instant_or_null,
     "tessera_propensity_max_training_customers": _whole(1000),

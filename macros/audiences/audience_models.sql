@@ -7,6 +7,7 @@
     {%- set names = [
         'audience_browse_abandoners',
         'audience_high_value_at_risk',
+        'audience_likely_outdoor_buyers',
         'audience_repeat_buyers',
     ] -%}
     {%- if execute and graph.nodes -%}

@@ -16,10 +16,16 @@ propensity_evaluations as (
     select * from {{ tessera.predictions_or_empty('propensity_evaluations') }} as evaluations
 ),
 
+recommendation_evaluations as (
+    select * from {{ ref('recommendation_evaluations') }}
+),
+
 unioned as (
     select {{ columns | join(', ') }} from clv_churn_evaluations
     union all
     select {{ columns | join(', ') }} from propensity_evaluations
+    union all
+    select {{ columns | join(', ') }} from recommendation_evaluations
 ),
 
 final as (

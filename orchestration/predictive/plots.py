@@ -128,18 +128,22 @@ def lift_chart(
     return _save(figure, path)
 
 
-def precision_at_k_chart(
-    ks: np.ndarray, model: np.ndarray, baseline: np.ndarray, path: Path
+def recommendation_chart(
+    metrics: list[str], model: list[float], baseline: list[float], path: Path
 ) -> Path:
-    """Precision@k of the recommender and of the popularity baseline, k = 1..N."""
+    """Precision, recall and hit rate at k of the recommender beside the popularity baseline,
+    on the held-out period."""
     figure = Figure(figsize=(8, 4.5), layout="constrained")
     ax = figure.add_subplot()
-    ax.plot(ks, model, marker="o", color="#4c78a8", label="item co-occurrence")
-    ax.plot(ks, baseline, marker="o", color="#999999", label="popularity")
-    ax.set_xticks(ks)
-    ax.set_xlabel("k (recommendations shown)")
-    ax.set_ylabel("precision@k")
-    ax.set_ylim(bottom=0)
+    x = np.arange(len(metrics))
+    ax.bar(x - 0.2, model, width=0.4, color="#4c78a8", label="item co-occurrence")
+    ax.bar(x + 0.2, baseline, width=0.4, color="#bbbbbb", label="popularity")
+    for i, (a, b) in enumerate(zip(model, baseline, strict=True)):
+        ax.annotate(f"{a:.3f}", (i - 0.2, a), ha="center", va="bottom", fontsize=8)
+        ax.annotate(f"{b:.3f}", (i + 0.2, b), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(metrics)
+    ax.set_ylabel("share")
     ax.set_title("Recommendations on the held-out period")
     ax.legend()
     return _save(figure, path)

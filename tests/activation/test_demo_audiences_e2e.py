@@ -52,11 +52,14 @@ from tests.conftest import Predicted
 
 pytestmark = pytest.mark.integration
 
+#: Audiences of propensity scores, which the session's 1,500 customers cannot train (a model
+#: needs 100 customers who did its target in its window): empty here, so left out.
+NEEDS_PROPENSITY = {"audience_likely_outdoor_buyers"}
 #: Every audience model but the membership history, which is not an audience.
 AUDIENCES = sorted(
     path.stem
     for path in (project_dir() / "models" / "audiences").glob("audience_*.sql")
-    if path.stem != "audience_membership_history"
+    if path.stem != "audience_membership_history" and path.stem not in NEEDS_PROPENSITY
 )
 #: Members per demo audience once the predictive step has run (as tests/dbt/test_audiences.py).
 AUDIENCE_SIZES = {

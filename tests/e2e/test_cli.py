@@ -49,12 +49,26 @@ def test_demo_then_run_print_what_they_did(tmp_path: Path) -> None:
     # The Dagster job of the UI ran in the process, saying what it built as it went.
     assert re.search(r"Dagster job tessera_full_build\s+\d+\.\d", first.stdout)
     built = re.findall(r"\[(\d+)/(\d+)\] built ", first.stdout)
-    # A line per ten assets built; every asset but the 5 syncs to destinations that need an
+    # A line per ten assets built; every asset but the 6 syncs to destinations that need an
     # account, which are skipped.
     planned = int(built[-1][1])
-    assert [int(n) for n, _ in built] == list(range(10, planned - 5 + 1, 10))
-    checks = re.search(r"([\d,]+) assets built, ([\d,]+) checks passed, 0 failed", first.stdout)
-    assert checks and int(checks[1]) == planned - 5 > 50, first.stdout
+    assert [int(n) for n, _ in built] == list(range(10, planned - 6 + 1, 10))
+    checks = re.search(r"([\d,]+) assets built, ([\d,]+) checks passed, 3 failed", first.stdout)
+    assert checks and int(checks[1]) == planned - 6 > 50, first.stdout
+    # 400 customers are too few for the models to be judged: the demo's propensity models are
+    # refused (fewer than 100 buyers and ticket openers in 30 days) and churn, below its
+    # baseline on about 100 held-out customers, warns instead of blocking.
+    failed = re.findall(r"check (\S+) FAILED \((\w+)\)", first.stdout)
+    assert sorted(failed) == [
+        ("predictive/customer_churn_predictions:churn_beats_baseline", "WARN"),
+        ("predictive/customer_propensity_predictions:will_open_ticket_30d_beats_baseline", "WARN"),
+        ("predictive/customer_propensity_predictions:will_purchase_30d_beats_baseline", "WARN"),
+    ], first.stdout
+    refused = re.findall(
+        r"'(will_\w+)' needs at least 100 customers .* found (\d+) positives", first.stdout
+    )
+    assert {name for name, _ in refused} == {"will_purchase_30d", "will_open_ticket_30d"}
+    assert all(int(positives) < 100 for _, positives in refused)
     # dbt's log went to the file named, not to the terminal: what a user reads stays short.
     log = re.search(r"dbt's log: (\S+)", first.stdout)
     assert log and "Done. PASS=" in Path(log[1]).read_text(), first.stdout
@@ -86,7 +100,7 @@ def test_demo_then_run_print_what_they_did(tmp_path: Path) -> None:
     # `tessera sync` as the job does it: the unconfigured destinations are skipped, exit 0.
     sync = _tessera("sync", env=env)
     assert sync.returncode == 0, sync.stderr + sync.stdout
-    assert "syncs: 3 succeeded, 5 skipped" in sync.stdout
+    assert "syncs: 4 succeeded, 6 skipped" in sync.stdout
     # A bad var is refused before anything runs, naming it.
     bad = _tessera("sync", "--vars", "{tessera_sync_max_delete_fraction: 2}", env=env)
     assert bad.returncode == 1
