@@ -311,7 +311,7 @@ def test_demo_audiences_have_members_once_the_predictive_step_has_run(
     counts = _counts(warehouse)
     assert counts == {
         "audience_browse_abandoners": 8,
-        "audience_high_value_at_risk": 41,
+        "audience_high_value_at_risk": 39,
         "audience_likely_outdoor_buyers": 0,
         "audience_repeat_buyers": 99,
     }
