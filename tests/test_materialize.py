@@ -63,6 +63,7 @@ UNCONFIGURED_SYNCS = {
     "browse_abandoners_hubspot",
     "high_value_at_risk_hubspot",
     "high_value_at_risk_salesforce",
+    "likely_outdoor_buyers_hubspot",
     "repeat_buyers_google",
     "repeat_buyers_meta",
 }
@@ -93,7 +94,14 @@ def test_the_whole_graph_materializes_with_every_check_passing(built) -> None:
     )
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == len(graph.asset_check_keys)
-    assert [e.check_name for e in evaluations if not e.passed] == []
+    # 300 customers are too few to judge the models: the demo's propensity models are refused
+    # (fewer than 100 customers did their target in 30 days) and a model below its baseline on
+    # a few dozen held-out customers warns; nothing else fails, and nothing blocks.
+    failed = [e for e in evaluations if not e.passed]
+    names = {e.check_name for e in failed}
+    assert {"will_purchase_30d_beats_baseline", "will_open_ticket_30d_beats_baseline"} <= names
+    assert all(name.endswith("_beats_baseline") for name in names), names
+    assert all(e.severity == dg.AssetCheckSeverity.WARN for e in failed)
     customers = warehouse.query("select count(*) from marts.customers")[0][0]
     assert customers > CUSTOMERS * 0.8
     # The vendor's event tables were read: tracks carry their event's properties.

@@ -15,6 +15,7 @@ from dataclasses import astuple, dataclass
 from datetime import date
 
 import pandas as pd
+import pyarrow as pa
 
 COLUMNS = (
     "model",
@@ -26,6 +27,22 @@ COLUMNS = (
     "higher_is_better",
     "evaluated_on",
     "n",
+)
+
+
+#: The table's column types, so that even an empty table has them (Postgres needs them).
+ARROW_SCHEMA = pa.schema(
+    [
+        ("model", pa.string()),
+        ("model_version", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("baseline", pa.string()),
+        ("baseline_value", pa.float64()),
+        ("higher_is_better", pa.bool_()),
+        ("evaluated_on", pa.date32()),
+        ("n", pa.int64()),
+    ]
 )
 
 
@@ -72,6 +89,11 @@ def frame(rows: Iterable[Evaluation]) -> pd.DataFrame:
             "n": "int64",
         }
     )
+
+
+def arrow_table(rows: Iterable[Evaluation]) -> pa.Table:
+    """The rows as an Arrow table of ``ARROW_SCHEMA``, empty or not."""
+    return pa.Table.from_pandas(frame(rows), schema=ARROW_SCHEMA, preserve_index=False)
 
 
 def from_frame(table: pd.DataFrame) -> list[Evaluation]:

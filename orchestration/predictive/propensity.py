@@ -49,7 +49,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from orchestration.predictive import plots
 from orchestration.predictive.clv import PredictiveInputError
 from orchestration.predictive.evaluations import Evaluation
-from orchestration.predictive.evaluations import frame as evaluations_frame
+from orchestration.predictive.evaluations import arrow_table as evaluations_table
 from orchestration.predictive.pipeline import PREDICTIONS_SCHEMA
 from orchestration.project import ProjectConfig
 from orchestration.warehouse import Warehouse, quote_identifier
@@ -660,6 +660,18 @@ def score(model: PropensityModel, frame: pd.DataFrame, scored_at: datetime) -> p
 
 
 PREDICTIONS_TABLE = "customer_propensity_predictions"
+#: Column types of the scores, so that a run where every model was refused still writes them.
+SCORES_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("model", pa.string()),
+        ("probability", pa.float64()),
+        ("factors_raising", pa.string()),
+        ("factors_lowering", pa.string()),
+        ("model_version", pa.string()),
+        ("scored_at", pa.timestamp("us")),
+    ]
+)
 EVALUATIONS_TABLE = "propensity_evaluations"
 BASELINE = "recency_only"
 
@@ -819,8 +831,10 @@ def run_propensity(
     warehouse.write_tables(
         PREDICTIONS_SCHEMA,
         {
-            PREDICTIONS_TABLE: pa.Table.from_pandas(table, preserve_index=False),
-            EVALUATIONS_TABLE: pa.Table.from_pandas(evaluations_frame(rows), preserve_index=False),
+            PREDICTIONS_TABLE: pa.Table.from_pandas(
+                table, schema=SCORES_SCHEMA, preserve_index=False
+            ),
+            EVALUATIONS_TABLE: evaluations_table(rows),
         },
     )
     seconds["write"] = time.perf_counter() - clock

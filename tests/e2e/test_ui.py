@@ -18,7 +18,7 @@ from orchestration.activation.config import declared_sync_names
 from orchestration.activation.destinations import registry
 from orchestration.cli import generate_into
 from orchestration.collect.triggers import load_triggers
-from orchestration.predictive.assets import PREDICTION_TABLES
+from orchestration.predictive.assets import PREDICTION_TABLES, PROPENSITY_TABLES
 from orchestration.warehouse import Warehouse
 from tests.e2e.browser import Browser, launch, wait_until
 from tests.postgres_server import free_port
@@ -98,7 +98,7 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
         "console",
     }
     assert layers <= lines
-    # Every model, seed, predictive table and sync, the three event tables the collector's
+    # Every model, seed, predictive and propensity table and sync, the three event tables the collector's
     # loader writes, the stream worker's trigger snapshot and, on DuckDB, the console's
     # snapshot; the other raw tables and the worker itself are external, nothing to
     # materialize there.
@@ -108,7 +108,8 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
     loaded = len(["identifies", "tracks", "pages"])
     snapshot = 1 if load_triggers(PROJECT, registry()) else 0
     console = 1
-    total = models + seeds + len(PREDICTION_TABLES) + syncs + loaded + snapshot + console
+    predictions = len(PREDICTION_TABLES) + len(PROPENSITY_TABLES)
+    total = models + seeds + predictions + syncs + loaded + snapshot + console
     assert f"Materialize all ({total})" in text
     browser.screenshot(ARTIFACTS / "asset-lineage.png")
 

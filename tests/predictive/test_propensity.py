@@ -274,3 +274,18 @@ def test_boosted_trees_win_on_a_non_monotone_signal_and_explain_it() -> None:
     # The feature explains most of the spread: it is the largest effect for most customers.
     largest = np.abs(effects).argmax(axis=1)
     assert (largest == column).mean() > 0.5
+
+
+def test_a_run_where_every_model_is_refused_writes_empty_tables_of_the_right_types(
+    empty_warehouse: Warehouse, events: pd.DataFrame, tmp_path
+) -> None:
+    """On Postgres an empty column must still have a type: 100 customers refuse both models."""
+    write_events(empty_warehouse, events[events["customer_id"] < "c00100"])
+    variables = {
+        "tessera_propensity_models": MODELS,
+        "tessera_propensity_as_of": AS_OF.isoformat(sep=" "),
+    }
+    result = propensity.run_propensity(empty_warehouse, variables, tmp_path)
+    assert result.models == () and set(result.refused) == {"will_buy", "will_ticket"}
+    for table in (propensity.PREDICTIONS_TABLE, propensity.EVALUATIONS_TABLE):
+        assert empty_warehouse.query(f"select count(*) from predictive.{table}") == [(0,)]
