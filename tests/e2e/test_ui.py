@@ -98,9 +98,9 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
         "console",
     }
     assert layers <= lines
-    # Every model, seed, predictive and propensity table and sync, the three event tables the collector's
-    # loader writes, the stream worker's trigger snapshot and, on DuckDB, the console's
-    # snapshot; the other raw tables and the worker itself are external, nothing to
+    # Every model, seed, predictive and propensity table and sync, the three event tables the
+    # collector's loader writes, the stream worker's trigger snapshot and, on DuckDB, the
+    # console's snapshot; the other raw tables and the worker itself are external, nothing to
     # materialize there.
     models = len(list((PROJECT / "models").rglob("*.sql")))
     seeds = len(list((PROJECT / "seeds").glob("*.csv")))
