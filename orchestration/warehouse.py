@@ -64,6 +64,11 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    """``text`` as a SQL string literal, the same on DuckDB and Postgres."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 class WarehouseError(RuntimeError):
     """The warehouse is misconfigured or unreachable; the message says which setting to fix."""
 

@@ -24,7 +24,7 @@ from orchestration.activation.personal import PersonalData
 from orchestration.activation.serialisation import json_value
 from orchestration.activation.store import StateStore
 from orchestration.privacy import mask
-from orchestration.warehouse import quote_identifier
+from orchestration.warehouse import quote_identifier, quote_literal
 
 ERASURES = ("marts", "customer_erasures")
 SAMPLE_SIZE = 5
@@ -119,14 +119,10 @@ class Plan:
         return "\n".join(lines)
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _fingerprint_sql(spec: SyncSpec) -> str:
     """md5 of every mapped (destination field, value) pair; a renamed field changes it too."""
     parts = [
-        f"{_literal(target + '=')} || "
+        f"{quote_literal(target + '=')} || "
         f"coalesce(cast({quote_identifier(column)} as varchar), chr(30))"
         for target, column in sorted(spec.fields.items())
     ]

@@ -23,7 +23,7 @@ from typing import Any
 from orchestration.dbt_project import run_dbt
 from orchestration.identity.overrides import OVERRIDE_COLUMNS
 from orchestration.project import ProjectConfig
-from orchestration.warehouse import Warehouse, quote_identifier
+from orchestration.warehouse import Warehouse, quote_identifier, quote_literal
 
 PLAN_SCHEMA = "identity_plan"
 LIVE_SCHEMA = "identity"
@@ -102,15 +102,11 @@ def _load_seed_rows(warehouse: Warehouse, name: str, rows: list[list[str]]) -> N
     statements = [f"create table {PLAN_SCHEMA}.{name} ({columns})"]
     if rows:
         values = ", ".join(
-            "(" + ", ".join("null" if cell == "" else _literal(cell) for cell in row) + ")"
+            "(" + ", ".join("null" if cell == "" else quote_literal(cell) for cell in row) + ")"
             for row in rows
         )
         statements.append(f"insert into {PLAN_SCHEMA}.{name} values {values}")
     warehouse.execute(statements)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def build_candidate(

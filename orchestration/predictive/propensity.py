@@ -52,7 +52,7 @@ from orchestration.predictive.evaluations import Evaluation
 from orchestration.predictive.evaluations import arrow_table as evaluations_table
 from orchestration.predictive.pipeline import PREDICTIONS_SCHEMA
 from orchestration.project import ProjectConfig
-from orchestration.warehouse import Warehouse, quote_identifier
+from orchestration.warehouse import Warehouse, quote_identifier, quote_literal
 
 EVENTS_SCHEMA = "marts"
 EVENTS_TABLE = "customer_events"
@@ -113,8 +113,8 @@ class PropensityModelSpec:
     def target_sql(self, alias: str = "e") -> str:
         """SQL condition on a customer_events row: this model's target."""
         if self.event is not None:
-            return f"{alias}.event_name = {_literal(self.event)}"
-        statuses = ", ".join(_literal(status) for status in self.order_statuses)
+            return f"{alias}.event_name = {quote_literal(self.event)}"
+        statuses = ", ".join(quote_literal(status) for status in self.order_statuses)
         condition = f"{alias}.event_type = 'order' and {alias}.event_status in ({statuses})"
         if self.min_order_amount is not None:
             condition += f" and {alias}.revenue >= {float(self.min_order_amount)!r}"
@@ -127,10 +127,6 @@ class PropensityModelSpec:
         if self.min_order_amount is not None:
             text += f" of at least {self.min_order_amount:g}"
         return text
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def parse_models(value: Any) -> tuple[PropensityModelSpec, ...]:
@@ -255,7 +251,7 @@ def features_sql(specs: Sequence[PropensityModelSpec], cutoff: datetime, with_la
     anything = "1 = 1"
 
     def named(event: str) -> str:
-        return f"e.event_name = {_literal(event)}"
+        return f"e.event_name = {quote_literal(event)}"
 
     columns = [
         f"min(case when {before} then e.occurred_at end) as first_event_at",
