@@ -262,15 +262,16 @@ def run_method(method: str, path: Path) -> dict[str, Any]:
     }
 
 
-def _in_subprocess(method: str, path: Path) -> dict[str, Any]:
+def _in_subprocess(flag: str, name: str, path: Path) -> dict[str, Any]:
+    """This script run again with ``flag name --data path``: the JSON its last line prints."""
     completed = subprocess.run(
-        [sys.executable, __file__, "--method", method, "--data", str(path)],
+        [sys.executable, __file__, flag, name, "--data", str(path)],
         capture_output=True,
         text=True,
         check=False,
     )
     if completed.returncode != 0:
-        raise RuntimeError(f"{method} failed:\n{completed.stderr}")
+        raise RuntimeError(f"{name} failed:\n{completed.stderr}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -392,25 +393,13 @@ def _shop(customers: int, seed: int, folder: Path) -> tuple[Path, dict[str, Any]
     return path, {"rows": rows, "build_seconds": round(time.perf_counter() - started, 2)}
 
 
-def _part_in_subprocess(part: str, path: Path) -> dict[str, Any]:
-    completed = subprocess.run(
-        [sys.executable, __file__, "--run-part", part, "--data", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{part} failed:\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def shop_parts(customers: int, seed: int, parts: list[str]) -> dict[str, Any]:
     """Recommendations and propensity on one shop, each part in a process of its own."""
     with tempfile.TemporaryDirectory(prefix="tessera-bench-shop-") as folder:
         path, shop = _shop(customers, seed, Path(folder))
         results: dict[str, Any] = {"shop": shop}
         for part in parts:
-            result = _part_in_subprocess(part, path)
+            result = _in_subprocess("--run-part", part, path)
             result["target"] = _target(customers, result["seconds"])
             results[part] = result
         return results
@@ -455,7 +444,7 @@ def clv_part(customers: int, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tessera-bench-") as folder:
         path = Path(folder) / "customers.npz"
         np.savez(path, **data)
-        methods = {method: _in_subprocess(method, path) for method in METHODS}
+        methods = {method: _in_subprocess("--method", method, path) for method in METHODS}
 
     tessera = methods["tessera"]
     for result in methods.values():
