@@ -159,6 +159,8 @@ step_0 as (
                 left_step.removed = right_step.removed
                 and left_step.to_state = right_step.from_state
         group by left_step.removed, left_step.from_state, right_step.to_state
+        {#- Vanishing entries are dropped: their products would underflow (an error on Postgres). #}
+        having sum(left_step.probability * right_step.probability) >= 1e-150
     ),
 {%- endfor %}
 

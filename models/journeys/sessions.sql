@@ -38,7 +38,7 @@ gaps as (
     select
         *,
         lag(occurred_at) over (
-            partition by customer_id order by occurred_at, event_id
+            partition by customer_id order by occurred_at, {{ tessera.bytewise('event_id') }}
         ) as previous_at
     from customer_events
 ),
@@ -58,7 +58,7 @@ numbered as (
     select
         *,
         sum(is_session_start) over (
-            partition by customer_id order by occurred_at, event_id
+            partition by customer_id order by occurred_at, {{ tessera.bytewise('event_id') }}
             rows between unbounded preceding and current row
         ) as session_number
     from starts
@@ -90,7 +90,7 @@ landing_pages as (
         select
             *,
             row_number() over (
-                partition by customer_id, session_number order by occurred_at, event_id
+                partition by customer_id, session_number order by occurred_at, {{ tessera.bytewise('event_id') }}
             ) as page_rank
         from numbered
         where event_type = 'page'
