@@ -80,6 +80,7 @@ from orchestration.reports import (
     format_privacy_report,
     format_staging_summary,
     identity_summary,
+    journey_summary,
     privacy_report,
     staging_summary,
 )
@@ -215,6 +216,9 @@ def _run_job(
     evaluations = evaluation_summary(warehouse)
     if evaluations:
         print(evaluations)
+    journeys = journey_summary(warehouse)
+    if journeys:
+        print(journeys)
     print(outcome.report())
     _say(
         f"{outcome.materialized:,} assets built, {outcome.checks_passed:,} checks passed, "
@@ -230,6 +234,16 @@ def _run_job(
     if outcome.skipped:
         _say(f"not run (upstream failed or blocked): {', '.join(outcome.skipped)}")
     return 1
+
+
+def _cmd_journeys(args: argparse.Namespace) -> int:
+    warehouse = Warehouse.from_env(args.target)
+    report = journey_summary(warehouse)
+    if not report:
+        _say(f"no journey marts in {warehouse.describe()}: run `tessera run` first")
+        return 1
+    print(report)
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -548,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("identifier", help="a value (ana@mail.com) or type:value (user_id:42)")
     add_target(why)
     why.set_defaults(func=_cmd_explain)
+
+    journeys = commands.add_parser(
+        "journeys", help="print revenue by channel per attribution model, and the funnels"
+    )
+    add_target(journeys)
+    journeys.set_defaults(func=_cmd_journeys)
 
     identity = commands.add_parser("identity", help="govern identity: plan, report, unmerge")
     identity_commands = identity.add_subparsers(dest="identity_command", required=True)

@@ -204,3 +204,58 @@ def evaluation_summary(warehouse: Warehouse) -> str:
     return "models against their baselines (marts.model_evaluations):\n" + format_table(
         from_frame(table)
     )
+
+
+# Attribution models of marts.attribution_credits and their columns in the journey report.
+ATTRIBUTION_MODELS = {
+    "first_touch": "first",
+    "last_touch": "last",
+    "linear": "linear",
+    "position_based": "position",
+    "time_decay": "decay",
+    "markov": "markov",
+}
+
+
+def journey_summary(warehouse: Warehouse) -> str:
+    """Revenue each channel earns under every attribution model, and each funnel's steps over all
+    weeks and channels; nothing before the journey marts have been built."""
+    if not warehouse.relation_exists("marts", "attribution_credits"):
+        return ""
+    rows = warehouse.query(
+        "select channel, model, sum(revenue_credit) from marts.attribution_credits "
+        "group by channel, model"
+    )
+    (conversions,) = warehouse.query("select count(*) from marts.attribution_conversions")[0]
+    revenue: dict[str, dict[str, float]] = {}
+    for channel, model, amount in rows:
+        revenue.setdefault(channel, {})[model] = float(amount or 0)
+    channels = sorted(revenue, key=lambda c: -revenue[c].get("markov", 0.0))
+    width = max([len("channel"), *map(len, channels)]) + 2
+    lines = [
+        f"revenue by channel and attribution model (marts.attribution_credits, "
+        f"{int(conversions):,} conversions):",
+        f"{'channel':<{width}}" + "".join(f"{name:>12}" for name in ATTRIBUTION_MODELS.values()),
+    ]
+    lines.extend(
+        f"{channel:<{width}}"
+        + "".join(f"{revenue[channel].get(model, 0.0):>12,.0f}" for model in ATTRIBUTION_MODELS)
+        for channel in channels
+    )
+    if warehouse.relation_exists("marts", "funnel_steps"):
+        steps = warehouse.query(
+            "select funnel, step_number, step_name, sum(entrants), sum(conversions) "
+            "from marts.funnel_steps group by funnel, step_number, step_name "
+            "order by funnel, step_number"
+        )
+        for funnel in dict.fromkeys(step[0] for step in steps):
+            lines.append(f"funnel {funnel} (marts.funnel_steps, every week and channel):")
+            lines.append(f"{'step':<28}{'entrants':>12}{'conversions':>13}{'rate':>9}")
+            for name, number, step, entrants, converted in steps:
+                if name != funnel:
+                    continue
+                rate = f"{int(converted) / int(entrants):.1%}" if entrants else "-"
+                lines.append(
+                    f"{f'{number} {step}':<28}{int(entrants):>12,}{int(converted):>13,}{rate:>9}"
+                )
+    return "\n".join(lines)

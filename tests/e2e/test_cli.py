@@ -97,6 +97,18 @@ def test_demo_then_run_print_what_they_did(tmp_path: Path) -> None:
     # The demo syncs every audience after the build: nothing erased is still held anywhere.
     assert "pending deletions: 0" in privacy.stdout
 
+    journeys = _tessera("journeys", env=env)
+    assert journeys.returncode == 0, journeys.stderr + journeys.stdout
+    table = re.findall(r"^([a-z_]+)((?:\s+[\d,]+){6})$", journeys.stdout, re.MULTILINE)
+    assert "direct" in {channel for channel, _ in table}, journeys.stdout
+    # Every model hands out the same revenue, only to other channels (rounded to units).
+    amounts = [[float(v.replace(",", "")) for v in row.split()] for _, row in table]
+    totals = [sum(column) for column in zip(*amounts, strict=True)]
+    assert len(totals) == 6 and totals[0] > 1_000 and max(totals) - min(totals) <= len(table)
+    funnel = re.findall(r"^(\d) \w+\s+([\d,]+)\s+([\d,]+)", journeys.stdout, re.MULTILINE)
+    assert [n for n, _, _ in funnel] == ["1", "2", "3", "4"], journeys.stdout
+    assert [e for _, e, _ in funnel[1:]] == [c for _, _, c in funnel[:-1]]
+
     # `tessera sync` as the job does it: the unconfigured destinations are skipped, exit 0.
     sync = _tessera("sync", env=env)
     assert sync.returncode == 0, sync.stderr + sync.stdout
