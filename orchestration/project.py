@@ -285,6 +285,55 @@ def _relation_or_null(value: Any) -> str | None:
     return value
 
 
+def _position_weights(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict) or set(value) != {"first", "last"}:
+        raise ValueError("must be {first: <share>, last: <share>}")
+    first, last = _fraction(value["first"]), _fraction(value["last"])
+    if first + last > 1:
+        raise ValueError(f"first and last ({first:g} + {last:g}) must add up to at most 1")
+    return {"first": first, "last": last}
+
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _funnel_steps(name: str, steps: Any) -> None:
+    if not isinstance(steps, list) or len(steps) < 2:
+        raise ValueError(f"funnel {name}: steps must list at least two steps")
+    for index, step in enumerate(steps, 1):
+        if not isinstance(step, dict) or not isinstance(step.get("event"), str):
+            raise ValueError(f"funnel {name}, step {index}: needs an event (an event_name)")
+        properties = step.get("properties") or {}
+        if not isinstance(properties, dict) or not all(
+            isinstance(key, str) and _IDENTIFIER.match(key) for key in properties
+        ):
+            raise ValueError(
+                f"funnel {name}, step {index}: properties must map property names "
+                "(letters, digits, _) to values"
+            )
+
+
+def _funnels(value: Any) -> list[dict[str, Any]]:
+    """The shape macro funnel_settings reads; it checks the same when dbt runs on its own."""
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        raise ValueError("must be a list of funnels {name, window_hours, steps}")
+    seen: set[str] = set()
+    for number, funnel in enumerate(value, 1):
+        name = funnel.get("name") if isinstance(funnel, dict) else None
+        if not isinstance(name, str) or not _SNAKE.match(name):
+            raise ValueError(f"funnel {number}: needs a snake_case name")
+        if name in seen:
+            raise ValueError(f"funnel {name}: declared twice")
+        seen.add(name)
+        hours = funnel.get("window_hours")
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
+            raise ValueError(f"funnel {name}: window_hours must be a number above 0, got {hours!r}")
+        _funnel_steps(name, funnel.get("steps"))
+    return value
+
+
 _TABLE_VARS = (
     "order_items",
     "identifies",
@@ -339,6 +388,12 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "tessera_propensity_as_of": _instant_or_null,
     "tessera_propensity_max_training_customers": _whole(1000),
     "tessera_propensity_cohorts": _cohorts,
+    "tessera_session_timeout_minutes": _whole(1),
+    "tessera_attribution_conversion_events": _names,
+    "tessera_attribution_lookback_days": _whole(1),
+    "tessera_attribution_half_life_days": _positive,
+    "tessera_attribution_position_weights": _position_weights,
+    "tessera_funnels": _funnels,
     "tessera_audience_as_of": _instant_or_null,
     "tessera_sync_max_delete_fraction": _fraction,
     "tessera_sync_max_row_attempts": _whole(1),

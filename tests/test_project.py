@@ -57,6 +57,19 @@ def test_overrides_in_dbt_s_yaml_form_and_in_json_are_the_same() -> None:
         ("{tessera_clv_calibration_end: March}", "tessera_clv_calibration_end must be a date"),
         ("{tessera_raw_schema: 'my schema'}", "tessera_raw_schema must be a schema or table"),
         ("{tessera_churn_risk_tiers: {high: 0.2, medium: 0.5}}", "must not be above high"),
+        ("{tessera_session_timeout_minutes: 0}", "tessera_session_timeout_minutes must be a whole"),
+        (
+            "{tessera_attribution_position_weights: {first: 0.7, last: 0.4}}",
+            "first and last (0.7 + 0.4) must add up to at most 1",
+        ),
+        (
+            "{tessera_funnels: [{name: cart, window_hours: 0, steps: []}]}",
+            "tessera_funnels funnel cart: window_hours must be a number above 0, got 0",
+        ),
+        (
+            "{tessera_funnels: [{name: cart, window_hours: 2, steps: [{event: a}, {name: b}]}]}",
+            "funnel cart, step 2: needs an event",
+        ),
         ("{tessera_clv_time_unt: day}", "not a Tessera var; did you mean tessera_clv_time_unit"),
         ("{tessera_clv_time_unit: [day}", "--vars is not valid YAML"),
         ("[tessera_clv_time_unit]", "must be a mapping of var names to values"),
