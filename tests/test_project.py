@@ -60,7 +60,7 @@ def test_overrides_in_dbt_s_yaml_form_and_in_json_are_the_same() -> None:
         ("{tessera_session_timeout_minutes: 0}", "tessera_session_timeout_minutes must be a whole"),
         (
             "{tessera_attribution_position_weights: {first: 0.7, last: 0.4}}",
-            "first and last (0.7 + 0.4) must add up to at most 1",
+            "tessera_attribution_position_weights first and last",
         ),
         (
             "{tessera_funnels: [{name: cart, window_hours: 0, steps: []}]}",
