@@ -236,6 +236,15 @@ def _run_job(
     return 1
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from orchestration.metrics.mf import run_mf
+
+    if not args.mf_args:
+        _say("give mf's arguments: validate-configs, list metrics, query --metrics ...")
+        return 2
+    return run_mf(Warehouse.from_env(args.target), args.mf_args)
+
+
 def _cmd_journeys(args: argparse.Namespace) -> int:
     warehouse = Warehouse.from_env(args.target)
     report = journey_summary(warehouse)
@@ -562,6 +571,16 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("identifier", help="a value (ana@mail.com) or type:value (user_id:42)")
     add_target(why)
     why.set_defaults(func=_cmd_explain)
+
+    metrics = commands.add_parser(
+        "metrics",
+        help="run MetricFlow's mf on the semantic layer (validate-configs, list, query)",
+        description="mf's own arguments follow: tessera metrics query --metrics revenue "
+        "--group-by metric_time__month. The project is parsed for the warehouse first.",
+    )
+    add_target(metrics)
+    metrics.add_argument("mf_args", nargs=argparse.REMAINDER, help="arguments of mf")
+    metrics.set_defaults(func=_cmd_metrics)
 
     journeys = commands.add_parser(
         "journeys", help="print revenue by channel per attribution model, and the funnels"

@@ -41,6 +41,7 @@ from orchestration.dbt_assets import (
 )
 from orchestration.dbt_project import project_dir
 from orchestration.identity.assets import build_matching_asset
+from orchestration.metrics.assets import build_metric_assets
 from orchestration.predictive.assets import (
     RECOMMENDATION_MODEL,
     build_predictive_assets,
@@ -62,7 +63,8 @@ def extra_assets(
     dbt_assets: dg.AssetsDefinition, config: ProjectConfig
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """Python assets outside dbt: the predictive and propensity models, one asset per declared
-    sync, when triggers are declared the stream worker's snapshot, and when var
+    sync, one table per saved query of the semantic layer (schema metrics), when triggers are
+    declared the stream worker's snapshot, and when var
     tessera_identity_fuzzy_matching is on the fuzzy match suggestions. Each takes its upstream
     keys from ``dbt_assets`` with ``get_asset_key_for_model``; the job, schedule and sensor pick
     them up without further wiring."""
@@ -77,6 +79,7 @@ def extra_assets(
         build_predictive_assets(dbt_assets),
         build_propensity_assets(dbt_assets, parse_models(config["tessera_propensity_models"])),
         *build_sync_assets(model_key),
+        *build_metric_assets(dbt_assets),
         *build_stream_assets(
             load_triggers(project_dir(), registry()), model_key, model_key("customer_identities")
         ),

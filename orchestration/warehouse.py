@@ -41,6 +41,7 @@ SCHEMA_NAMES = (
     "predictive",
     "reference",
     "activation",
+    "metrics",
 )
 
 # DuckDB type names (information_schema) to the Postgres types a copied table gets.
