@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestration.activation.config import declared_sync_names
 from orchestration.activation.destinations import registry
@@ -92,16 +93,18 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
         "staging",
         "identity",
         "marts",
+        "journeys",
         "predictive",
+        "metrics",
         "audiences",
         "syncs",
         "console",
     }
     assert layers <= lines
-    # Every model, seed, predictive and propensity table and sync, the three event tables the
-    # collector's loader writes, the stream worker's trigger snapshot and, on DuckDB, the
-    # console's snapshot; the other raw tables and the worker itself are external, nothing to
-    # materialize there.
+    # Every model, seed, predictive and propensity table, saved query table (schema metrics) and
+    # sync, the three event tables the collector's loader writes, the stream worker's trigger
+    # snapshot and, on DuckDB, the console's snapshot; the other raw tables and the worker itself
+    # are external, nothing to materialize there.
     models = len(list((PROJECT / "models").rglob("*.sql")))
     seeds = len(list((PROJECT / "seeds").glob("*.csv")))
     syncs = len(declared_sync_names(PROJECT))
@@ -109,7 +112,9 @@ def test_the_ui_shows_every_layer_and_a_materialization_launched_there_succeeds(
     snapshot = 1 if load_triggers(PROJECT, registry()) else 0
     console = 1
     predictions = len(PREDICTION_TABLES) + len(PROPENSITY_TABLES)
-    total = models + seeds + predictions + syncs + loaded + snapshot + console
+    saved_queries = yaml.safe_load((PROJECT / "models/semantic/saved_queries.yml").read_text())
+    metrics = len(saved_queries["saved_queries"])
+    total = models + seeds + predictions + syncs + loaded + snapshot + console + metrics
     assert f"Materialize all ({total})" in text
     browser.screenshot(ARTIFACTS / "asset-lineage.png")
 
