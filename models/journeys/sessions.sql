@@ -90,7 +90,8 @@ landing_pages as (
         select
             *,
             row_number() over (
-                partition by customer_id, session_number order by occurred_at, {{ tessera.bytewise('event_id') }}
+                partition by customer_id, session_number
+                order by occurred_at, {{ tessera.bytewise('event_id') }}
             ) as page_rank
         from numbered
         where event_type = 'page'
