@@ -36,9 +36,9 @@ from orchestration.project import ProjectConfig
 from orchestration.resources import RunSettings
 from orchestration.warehouse import Warehouse
 
-#: Steps whose INFO lines are their own progress (dbt's step logs a line per dbt event; its
-#: progress is the assets it builds).
-_QUIET_STEP_PREFIXES = ("tessera_dbt",)
+#: Steps whose INFO lines go to the log file only: dbt's step logs a line per dbt event (its
+#: progress is the assets it builds); a saved-query table's row count is in its metadata.
+_QUIET_STEP_PREFIXES = ("tessera_dbt", "metrics__")
 #: Without ``verbose``, one progress line per this many assets built (and each step's last).
 _BUILT_EVERY = 10
 #: dbt's summary of a failed command starts with this line ("Completed with 1 error ...").
@@ -77,12 +77,21 @@ class JobOutcome:
     #: it (None for a Python step's assets: its step's time is theirs together).
     built: list[AssetBuilt] = field(default_factory=list)
 
-    def report(self) -> str:
+    def report(self, min_seconds: float = 1.0) -> str:
+        """Each step with its status and time; the steps that succeeded in under
+        ``min_seconds`` (checks, small syncs) are summed on one line."""
         width = max([len(step.key) for step in self.steps] + [20]) + 2
         lines = [f"{'step':<{width}}{'status':>10}{'seconds':>10}"]
+        quick, quick_seconds = 0, 0.0
         for step in self.steps:
             seconds = (step.finished or step.started) - step.started
+            if step.status == "succeeded" and seconds < min_seconds:
+                quick, quick_seconds = quick + 1, quick_seconds + seconds
+                continue
             lines.append(f"{step.key:<{width}}{step.status:>10}{seconds:>10.1f}")
+        if quick:
+            label = f"{quick} more steps under {min_seconds:g} s"
+            lines.append(f"{label:<{width}}{'succeeded':>10}{quick_seconds:>10.1f}")
         total = sum((s.finished or s.started) - s.started for s in self.steps)
         lines.append(f"{'total':<{width}}{'':>10}{total:>10.1f}")
         return "\n".join(lines)

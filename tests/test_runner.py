@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestration.runner import dbt_error_summary
+from orchestration.runner import JobOutcome, StepTiming, dbt_error_summary
 
 LOG = """\
 12 of 250 START sql table model marts.customers ............................ [RUN]
@@ -40,3 +40,20 @@ def test_full_refresh_reaches_dbt_build_after_the_vars() -> None:
     assert refresh == [*config.dbt_args(), "--full-refresh"]
     assert build_parser().parse_args(["run", "--full-refresh"]).full_refresh is True
     assert build_parser().parse_args(["run"]).full_refresh is False
+
+
+def test_the_step_table_sums_quick_successes_and_shows_every_other_step() -> None:
+    steps = [
+        StepTiming("tessera_dbt", 0.0, 30.0, "succeeded"),
+        StepTiming("marts__customers_great_expectations", 0.0, 0.5, "succeeded"),
+        StepTiming("syncs__file", 0.0, 0.2, "succeeded"),
+        StepTiming("syncs__meta", 0.0, 0.0, "skipped"),
+        StepTiming("syncs__hubspot", 0.0, 0.5, "failed"),
+    ]
+    lines = JobOutcome(success=False, steps=steps).report().splitlines()
+
+    assert [line.split()[0] for line in lines] == [
+        "step", "tessera_dbt", "syncs__meta", "syncs__hubspot", "2", "total",
+    ]  # fmt: skip
+    assert lines[4].split()[-2:] == ["succeeded", "0.7"]
+    assert lines[-1].split() == ["total", "31.2"]

@@ -277,37 +277,39 @@ def test_funnel_steps_match_a_recomputation(warehouse: Warehouse) -> None:
         - pd.to_timedelta(firsts["occurred_at"].dt.day_of_week, unit="D")
     ).dt.date
     attempts = firsts.sort_values("occurred_at").groupby(["customer_id", "week_start"]).head(1)
-    by_customer = {
-        customer: group.sort_values("occurred_at")
-        for customer, group in events[events["event_name"].isin(steps[1:])].groupby("customer_id")
-    }
-    session_groups = dict(list(sessions.groupby("customer_id")))
+    attempts = attempts[["customer_id", "week_start", "occurred_at"]].rename(
+        columns={"occurred_at": "entered_at"}
+    )
+    # The session each attempt started in: the latest to start by then, if it had not ended.
+    located = pd.merge_asof(
+        attempts.sort_values("entered_at"),
+        sessions.sort_values("started_at"),
+        left_on="entered_at",
+        right_on="started_at",
+        by="customer_id",
+    )
+    inside = located["ended_at"].notna() & (located["ended_at"] >= located["entered_at"])
+    located["channel"] = located["channel"].where(inside, "unassigned")
+    # Step by step, the first next-step event at or after the step before, within the window.
+    reached = located.assign(reached_at=located["entered_at"])
     rows: dict[tuple, int] = {}
-    for attempt in attempts.itertuples():
-        own = session_groups.get(attempt.customer_id)
-        channel = "unassigned"
-        if own is not None:
-            inside = own[
-                (own["started_at"] <= attempt.occurred_at)
-                & (own["ended_at"] >= attempt.occurred_at)
-            ]
-            channel = inside["channel"].iloc[0] if len(inside) else "unassigned"
-        reached, at = 1, attempt.occurred_at
-        later = by_customer.get(attempt.customer_id)
-        for event in steps[1:]:
-            if later is None:
-                break
-            hits = later[
-                (later["event_name"] == event)
-                & (later["occurred_at"] >= at)
-                & (later["occurred_at"] <= attempt.occurred_at + window)
-            ]
-            if hits.empty:
-                break
-            reached, at = reached + 1, hits["occurred_at"].iloc[0]
-        for number in range(1, reached + 1):
-            key = (number, attempt.week_start, channel)
-            rows[key] = rows.get(key, 0) + 1
+    for number, event in enumerate(steps, 1):
+        if number > 1:
+            hits = events[events["event_name"] == event][["customer_id", "occurred_at"]]
+            reached = pd.merge_asof(
+                reached.sort_values("reached_at"),
+                hits.sort_values("occurred_at"),
+                left_on="reached_at",
+                right_on="occurred_at",
+                by="customer_id",
+                direction="forward",
+            )
+            reached = reached[reached["occurred_at"] <= reached["entered_at"] + window]
+            reached = reached.drop(columns="reached_at").rename(
+                columns={"occurred_at": "reached_at"}
+            )
+        for (week, channel), count in reached.groupby(["week_start", "channel"]).size().items():
+            rows[(number, week, channel)] = int(count)
 
     actual = _frame(warehouse, "select * from marts.funnel_steps")
     actual["week_start"] = pd.to_datetime(actual["week_start"]).dt.date

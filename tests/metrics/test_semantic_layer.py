@@ -325,11 +325,22 @@ def test_a_saved_query_asset_writes_the_metricflow_rows(
     assert event.materialization.metadata["dagster/row_count"].value == len(written) >= 3
 
 
-def test_tessera_metrics_runs_mf_query_on_the_warehouse(
+def _tessera_metrics(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "metrics", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_tessera_metrics_runs_mf_on_the_warehouse(
     layer: SemanticLayer, warehouse: Warehouse, tmp_path: Path
 ) -> None:
-    """`tessera metrics query` is dbt-metricflow's own mf, run on the warehouse: its CSV holds
-    the rows of the hand-written SQL."""
+    """`tessera metrics` is dbt-metricflow's own mf, run on the warehouse: `mf query` writes the
+    rows of the hand-written SQL, and on DuckDB `mf validate-configs` passes every check."""
     out = tmp_path / "revenue.csv"
     if warehouse.duckdb_path is not None:
         # This process holds the session's DuckDB file, as a run or the UI would: mf reads a copy.
@@ -340,26 +351,8 @@ def test_tessera_metrics_runs_mf_query_on_the_warehouse(
                 shutil.copyfile(source, f"{copy}{suffix}")
         warehouse = dataclasses.replace(warehouse, duckdb_path=copy)
     env = {**os.environ, **warehouse.dbt_env(), "TESSERA_TARGET": warehouse.target}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestration.cli",
-            "metrics",
-            "query",
-            "--metrics",
-            "revenue,completed_orders",
-            "--group-by",
-            "metric_time__month",
-            "--csv",
-            str(out),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    query = ["--metrics", "revenue,completed_orders", "--group-by", "metric_time__month"]
+    result = _tessera_metrics(env, "query", *query, "--csv", str(out))
 
     assert result.returncode == 0, result.stdout + result.stderr
     frame = pd.read_csv(out)
@@ -371,3 +364,14 @@ def test_tessera_metrics_runs_mf_query_on_the_warehouse(
         "count(case when order_status = 'completed' then 1 end) from marts.orders group by 1",
     )
     assert_same(actual, expected, keys=1, counts=[2])
+
+    # The in-process validations above run on both warehouses; the command itself once.
+    if warehouse.duckdb_path is not None:
+        validated = _tessera_metrics(env, "validate-configs")
+        assert validated.returncode == 0, validated.stdout + validated.stderr
+        for checked in ("semantic models", "dimensions", "entities", "measures", "metrics"):
+            assert f"validated {checked} against data warehouse (ERRORS: 0" in validated.stdout
+        assert "validated the semantics of built manifest (ERRORS: 0" in validated.stdout
+        # A metric that does not exist is an error with a failing exit code.
+        unknown = _tessera_metrics(env, "query", "--metrics", "no_such_metric")
+        assert unknown.returncode == 1
