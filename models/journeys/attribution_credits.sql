@@ -97,62 +97,64 @@ weighted as (
             and attribution_touchpoints.channel = path_effects.channel
 ),
 
-credited as (
+attribution_models as (
     {%- for model in models %}
-        select
-            conversion_id,
-            '{{ model }}' as model,
-            session_id,
-            touch_number,
-            channel,
-            campaign,
-            {%- if model == 'first_touch' %}
-                case when touch_number = 1 then 1 else 0 end
-            {%- elif model == 'last_touch' %}
-                case when touch_number = touch_count then 1 else 0 end
-            {%- elif model == 'linear' %}
-                cast(1 as {{ float_type }}) / touch_count
-            {%- elif model == 'position_based' %}
-                case
-                    when touch_count = 1 then 1
-                    when touch_count = 2 then 0.5
-                    when touch_number = 1 then {{ first_weight }}
-                    when touch_number = touch_count then {{ last_weight }}
-                    else
-                        cast({{ (1 - first_weight - last_weight) | round(12) }} as {{ float_type }})
-                        / (touch_count - 2)
-                end
-            {%- elif model == 'time_decay' %}
-                decay / decay_total
-            {%- else %}
-                case
-                    when path_effect > 0 then removal_effect / path_effect / channel_touches
-                    else cast(1 as {{ float_type }}) / touch_count
-                end
-            {%- endif %} as credit
-        from weighted
+        select '{{ model }}' as model
         {%- if not loop.last %}
             union all
         {%- endif %}
     {%- endfor %}
 ),
 
+credited as (
+    select
+        weighted.conversion_id,
+        attribution_models.model,
+        weighted.session_id,
+        weighted.touch_number,
+        weighted.channel,
+        weighted.campaign,
+        case attribution_models.model
+            when 'first_touch' then case when weighted.touch_number = 1 then 1 else 0 end
+            when 'last_touch'
+                then case when weighted.touch_number = weighted.touch_count then 1 else 0 end
+            when 'linear' then cast(1 as {{ float_type }}) / weighted.touch_count
+            when 'position_based'
+                then case
+                    when weighted.touch_count = 1 then 1
+                    when weighted.touch_count = 2 then 0.5
+                    when weighted.touch_number = 1 then {{ first_weight }}
+                    when weighted.touch_number = weighted.touch_count then {{ last_weight }}
+                    else
+                        cast({{ (1 - first_weight - last_weight) | round(12) }} as {{ float_type }})
+                        / (weighted.touch_count - 2)
+                end
+            when 'time_decay' then weighted.decay / weighted.decay_total
+            when 'markov'
+                then case
+                    when weighted.path_effect > 0
+                        then
+                            weighted.removal_effect / weighted.path_effect
+                            / weighted.channel_touches
+                    else cast(1 as {{ float_type }}) / weighted.touch_count
+                end
+        end as credit
+    from weighted
+    cross join attribution_models
+),
+
 untouched as (
-    {%- for model in models %}
-        select
-            attribution_conversions.conversion_id,
-            '{{ model }}' as model
-        from attribution_conversions
-        where
-            not exists (
-                select 1
-                from attribution_touchpoints
-                where attribution_touchpoints.conversion_id = attribution_conversions.conversion_id
-            )
-        {%- if not loop.last %}
-            union all
-        {%- endif %}
-    {%- endfor %}
+    select
+        attribution_conversions.conversion_id,
+        attribution_models.model
+    from attribution_conversions
+    cross join attribution_models
+    where
+        not exists (
+            select 1
+            from attribution_touchpoints
+            where attribution_touchpoints.conversion_id = attribution_conversions.conversion_id
+        )
 ),
 
 credits as (
