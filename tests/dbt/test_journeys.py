@@ -21,22 +21,15 @@ import pytest
 from orchestration.dbt_project import project_dir
 from orchestration.project import ProjectConfig
 from orchestration.warehouse import Warehouse
+from tests.dbt.frames import timed_frame
 
 pytestmark = pytest.mark.integration
 
 TOLERANCE = 1e-9
 
 
-def _frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
-    frame = warehouse.query_frame(sql)
-    for column in frame.columns:
-        if column.endswith("_at"):
-            frame[column] = pd.to_datetime(frame[column])
-    return frame
-
-
 def _events(warehouse: Warehouse) -> pd.DataFrame:
-    return _frame(
+    return timed_frame(
         warehouse,
         "select event_id, customer_id, event_type, event_name, occurred_at, page_url, page_path,"
         " referrer, utm_source, utm_medium, utm_campaign, properties"
@@ -121,7 +114,7 @@ def test_sessions_match_a_recomputation(warehouse: Warehouse) -> None:
         channels.append(_channel(source, medium, rules))
     expected["source"], expected["medium"], expected["channel"] = sources, mediums, channels
 
-    actual = _frame(warehouse, "select * from marts.sessions").set_index("session_id")
+    actual = timed_frame(warehouse, "select * from marts.sessions").set_index("session_id")
     assert len(actual) == len(expected) > 10_000
     actual = actual.loc[expected.index]
     for column in ("customer_id", "started_at", "ended_at", "source", "medium", "channel"):
@@ -134,15 +127,17 @@ def test_sessions_match_a_recomputation(warehouse: Warehouse) -> None:
 
 
 def _touchpoints(warehouse: Warehouse) -> pd.DataFrame:
-    return _frame(warehouse, "select * from marts.attribution_touchpoints")
+    return timed_frame(warehouse, "select * from marts.attribution_touchpoints")
 
 
 def test_touchpoints_are_the_sessions_in_the_lookback(warehouse: Warehouse) -> None:
     lookback = timedelta(days=int(ProjectConfig.load()["tessera_attribution_lookback_days"]))
-    conversions = _frame(
+    conversions = timed_frame(
         warehouse, "select * from marts.attribution_conversions where customer_id is not null"
     )
-    sessions = _frame(warehouse, "select session_id, customer_id, started_at from marts.sessions")
+    sessions = timed_frame(
+        warehouse, "select session_id, customer_id, started_at from marts.sessions"
+    )
     pairs = conversions.merge(sessions, on="customer_id")
     pairs = pairs[
         (pairs["started_at"] <= pairs["converted_at"])
@@ -155,14 +150,14 @@ def test_touchpoints_are_the_sessions_in_the_lookback(warehouse: Warehouse) -> N
 
 
 def _credits(warehouse: Warehouse) -> pd.DataFrame:
-    credits = _frame(warehouse, "select * from marts.attribution_credits")
+    credits = timed_frame(warehouse, "select * from marts.attribution_credits")
     credits["credit"] = credits["credit"].astype(float)
     credits["revenue_credit"] = credits["revenue_credit"].astype(float)
     return credits
 
 
 def test_every_model_gives_each_conversion_all_its_revenue(warehouse: Warehouse) -> None:
-    conversions = _frame(warehouse, "select * from marts.attribution_conversions")
+    conversions = timed_frame(warehouse, "select * from marts.attribution_conversions")
     conversions["revenue"] = conversions["revenue"].astype(float)
     credits = _credits(warehouse)
     sums = credits.groupby(["conversion_id", "model"])[["credit", "revenue_credit"]].sum()
@@ -243,11 +238,11 @@ def _markov_effects(touches: pd.DataFrame, sessions: pd.DataFrame) -> dict[str, 
 
 def test_markov_removal_effects_solve_the_chain(warehouse: Warehouse) -> None:
     touches = _touchpoints(warehouse)
-    sessions = _frame(
+    sessions = timed_frame(
         warehouse, "select session_id, customer_id, started_at, channel from marts.sessions"
     )
     expected = _markov_effects(touches, sessions)
-    actual = _frame(warehouse, "select * from marts.attribution_channel_effects")
+    actual = timed_frame(warehouse, "select * from marts.attribution_channel_effects")
     actual = dict(zip(actual["channel"], actual["removal_effect"].astype(float), strict=True))
     assert actual.keys() == expected.keys()
     assert len(expected) >= 4
@@ -267,7 +262,7 @@ def test_funnel_steps_match_a_recomputation(warehouse: Warehouse) -> None:
     (funnel,) = ProjectConfig.load()["tessera_funnels"]
     window = timedelta(hours=float(funnel["window_hours"]))
     events = _events(warehouse)
-    sessions = _frame(
+    sessions = timed_frame(
         warehouse, "select customer_id, started_at, ended_at, channel from marts.sessions"
     )
     steps = [step["event"] for step in funnel["steps"]]
@@ -311,7 +306,7 @@ def test_funnel_steps_match_a_recomputation(warehouse: Warehouse) -> None:
         for (week, channel), count in reached.groupby(["week_start", "channel"]).size().items():
             rows[(number, week, channel)] = int(count)
 
-    actual = _frame(warehouse, "select * from marts.funnel_steps")
+    actual = timed_frame(warehouse, "select * from marts.funnel_steps")
     actual["week_start"] = pd.to_datetime(actual["week_start"]).dt.date
     got = {
         (int(row.step_number), row.week_start, row.channel): int(row.conversions)
@@ -326,12 +321,13 @@ def test_funnel_steps_match_a_recomputation(warehouse: Warehouse) -> None:
 
 
 def test_customer_journeys_first_and_last_touch(warehouse: Warehouse) -> None:
-    sessions = _frame(
+    sessions = timed_frame(
         warehouse, "select customer_id, started_at, channel, utm_campaign from marts.sessions"
     ).sort_values(["customer_id", "started_at"])
     first = sessions.groupby("customer_id").head(1).set_index("customer_id")
     last = sessions.groupby("customer_id").tail(1).set_index("customer_id").loc[first.index]
-    journeys = _frame(warehouse, "select * from marts.customer_journeys").set_index("customer_id")
+    journeys = timed_frame(warehouse, "select * from marts.customer_journeys")
+    journeys = journeys.set_index("customer_id")
     assert len(journeys) == len(first)
     journeys = journeys.loc[first.index]
     assert journeys["first_touch_channel"].tolist() == first["channel"].tolist()

@@ -17,6 +17,7 @@ import pytest
 
 from orchestration.project import ProjectConfig
 from orchestration.warehouse import Warehouse
+from tests.dbt.frames import timed_frame
 
 pytestmark = pytest.mark.integration
 
@@ -71,16 +72,8 @@ class Reference:
         return self.relative_popularity[pick.product_id]
 
 
-def _frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
-    frame = warehouse.query_frame(sql)
-    for column in frame.columns:
-        if column.endswith("_at"):
-            frame[column] = pd.to_datetime(frame[column])
-    return frame
-
-
 def _interactions(warehouse: Warehouse) -> pd.DataFrame:
-    frame = _frame(warehouse, "select * from marts.product_interactions")
+    frame = timed_frame(warehouse, "select * from marts.product_interactions")
     frame["interaction_weight"] = frame["interaction_weight"].astype(float)
     frame["day"] = frame["interacted_at"].dt.date
     return frame
